@@ -1,0 +1,45 @@
+# tasker - top-level entry points. Each target installs missing Debian packages first
+# (scripts/bootstrap.sh, needs root or sudo), so a fresh Debian 12 machine needs nothing else.
+#
+#   make run        build, then run `tasker dev` (private PostgreSQL, migrated) until Ctrl-C
+#   make test       build and run the whole test suite (ctest)
+#   make test-asan  the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer
+#   make build      build build/tasker and libtasker
+#   make format     reformat the C sources with clang-format
+#   make clean      remove the build trees (the private cluster in .tasker/ is kept)
+
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all build run test test-asan format bootstrap clean
+
+all: build
+
+bootstrap:
+	@sh scripts/bootstrap.sh
+
+build: bootstrap
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	./$(BUILD)/tasker dev
+
+test: bootstrap
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTK_WERROR=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan: bootstrap
+	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DTK_WERROR=ON -DTK_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD_ASAN) -j $(JOBS)
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --output-on-failure -j $(JOBS)
+
+format:
+	@find include src tests bench examples bindings -name '*.[ch]' 2>/dev/null | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -1,0 +1,69 @@
+/*
+ * conn.h - one PostgreSQL connection with prepared statements and tasker's error model.
+ *
+ * A tk_conn_t wraps a PGconn. Statements are described once, statically, as tk_stmt_t and
+ * prepared on a connection the first time they are used there (and again after a reconnect),
+ * so hot paths cost one round trip per call. Failures are mapped to TK_E* codes with the
+ * SQLSTATE kept in tk_error_t:
+ *   class 08, 57P01-57P03 or a lost socket -> TK_ECONN
+ *   23505 unique_violation                 -> TK_ECONFLICT
+ *   TK001/TK002 (illegal transition)       -> TK_ETRANSITION
+ *   P0002 no_data_found                    -> TK_ENOTFOUND
+ *   22P02, 22023 bad input                 -> TK_EINVAL
+ *   57014 query_canceled                   -> TK_ETIMEDOUT
+ *   anything else                          -> TK_EDB
+ * A connection is not thread-safe: one thread at a time (the pool hands it out).
+ */
+#ifndef TK_DB_CONN_H
+#define TK_DB_CONN_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "tasker/error.h"
+
+/* A statement prepared on demand. Define it `static const` next to the code that uses it. */
+typedef struct tk_stmt_s {
+    const char *name; /* unique per statement, e.g. "mq_send" */
+    const char *sql;  /* with $1..$n placeholders */
+    int nparams;
+    bool idempotent; /* safe to run again after a connection failure (see tk_pool_query) */
+} tk_stmt_t;
+
+typedef struct tk_conn_s tk_conn_t;
+
+/* Connect to `url` (a libpq URI or key=value string). The session's search_path is set to
+ * tasker, tasker_mq, public and application_name to `app_name` (NULL: "tasker") in the
+ * startup packet, so no extra round trip is needed. On failure returns TK_ECONN with libpq's
+ * reason in err->message and *out = NULL. Free with tk_conn_close(). */
+int tk_conn_open(const char *url, const char *app_name, tk_conn_t **out, tk_error_t *err);
+
+/* Close the connection and free it. Accepts NULL. */
+void tk_conn_close(tk_conn_t *c);
+
+/* The underlying libpq connection (for LISTEN, COPY or pipeline mode). Owned by `c`. */
+PGconn *tk_conn_pg(tk_conn_t *c);
+
+/* True when the socket is believed to be usable. */
+bool tk_conn_is_ok(const tk_conn_t *c);
+
+/* Reconnect with the original parameters; forgets prepared statements. TK_OK or TK_ECONN. */
+int tk_conn_reset(tk_conn_t *c, tk_error_t *err);
+
+/* Run one or more SQL commands given as text (simple protocol, no parameters, results
+ * discarded). TK_OK or a mapped error. */
+int tk_conn_exec(tk_conn_t *c, const char *sql, tk_error_t *err);
+
+/* Execute `stmt` with text parameters (NULL entries are SQL NULL). On success stores the
+ * result in *out (caller frees with PQclear) and returns TK_OK; on failure *out = NULL. */
+int tk_conn_query(tk_conn_t *c, const tk_stmt_t *stmt, const char *const *params, PGresult **out,
+                  tk_error_t *err);
+
+/* Same, for statements whose rows the caller does not need. */
+int tk_conn_run(tk_conn_t *c, const tk_stmt_t *stmt, const char *const *params, tk_error_t *err);
+
+/* Map a failed result (or NULL result) of `pg` to a TK_E* code and fill err. Exposed for
+ * modules that use libpq directly (listeners, pipelines). */
+int tk_conn_error_from_result(PGconn *pg, const PGresult *res, tk_error_t *err);
+
+#endif
