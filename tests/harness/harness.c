@@ -121,6 +121,16 @@ const char *tk_test_valuep(PGconn *conn, const char *sql, int n, const char *con
     return first_value(tk_test_queryp(conn, sql, n, params), sql);
 }
 
+long tk_test_count(PGconn *conn, const char *sql)
+{
+    const char *v = tk_test_value(conn, sql);
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*v == '\0' || *end != '\0')
+        fail_msg("not a number (%s): %s", v, sql);
+    return n;
+}
+
 const char *tk_test_sqlstate_of(PGconn *conn, const char *sql)
 {
     PGresult *res = PQexec(conn, sql);

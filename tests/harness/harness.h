@@ -36,6 +36,9 @@ PGresult *tk_test_queryp(PGconn *conn, const char *sql, int n, const char *const
 const char *tk_test_value(PGconn *conn, const char *sql);
 const char *tk_test_valuep(PGconn *conn, const char *sql, int n, const char *const *params);
 
+/* The first column of the first row as an integer (e.g. a count). */
+long tk_test_count(PGconn *conn, const char *sql);
+
 /* Run SQL that must fail; returns its SQLSTATE (static per-thread buffer). */
 const char *tk_test_sqlstate_of(PGconn *conn, const char *sql);
 
