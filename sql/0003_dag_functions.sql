@@ -11,9 +11,9 @@
 --   hard-coded time-in-state cut-offs or priority discontinuity (bug 20);
 -- * edges that would join two tasks or close a cycle are refused (bug 13).
 
--- Edges must stay inside one task and keep the graph acyclic. Checked once per INSERT
--- statement over all its new edges: from each new edge's child, walk the descendants; reaching
--- that edge's parent means a cycle. SQLSTATE TK003.
+-- Edges must stay inside one task and keep the graph acyclic. Checked once per INSERT or
+-- UPDATE statement over all its new or changed edges: from each such edge's child, walk the
+-- descendants; reaching that edge's parent means a cycle. SQLSTATE TK003.
 CREATE FUNCTION tasker.guard_step_edges() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -45,6 +45,10 @@ END
 $$;
 
 CREATE TRIGGER workflow_step_edges_guard AFTER INSERT ON tasker.workflow_step_edges
+    REFERENCING NEW TABLE AS new_edges
+    FOR EACH STATEMENT EXECUTE FUNCTION tasker.guard_step_edges();
+-- The same for UPDATE (a trigger with a transition table can have only one event).
+CREATE TRIGGER workflow_step_edges_guard_update AFTER UPDATE ON tasker.workflow_step_edges
     REFERENCING NEW TABLE AS new_edges
     FOR EACH STATEMENT EXECUTE FUNCTION tasker.guard_step_edges();
 
@@ -142,7 +146,7 @@ SELECT t.task_uuid,
             WHEN c.enqueued_steps + c.in_progress_steps > 0 THEN 'wait_for_completion'
             WHEN c.completed_steps = c.total_steps AND c.total_steps > 0 THEN 'finalize_task'
             ELSE 'wait_for_dependencies' END AS recommended_action,
-       CASE WHEN c.total_steps = 0 THEN 0::numeric
+       CASE WHEN c.total_steps = 0 THEN 0.00
             ELSE round(c.completed_steps::numeric * 100 / c.total_steps, 2) END
            AS completion_percentage,
        CASE WHEN c.failed_steps > 0 THEN 'blocked'
@@ -197,7 +201,7 @@ RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 CREATE INDEX tasks_discovery_idx ON tasker.tasks
-    (tasker.task_priority_key(priority, created_at) DESC)
+    (tasker.task_priority_key(priority, created_at) DESC, task_uuid)
     WHERE state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry');
 
 -- Tasks that need the orchestrator: pending ones, and waiting ones with a step ready to run,
@@ -215,7 +219,7 @@ LANGUAGE sql VOLATILE AS $$
           AND (t.state = 'pending'
                OR EXISTS (SELECT 1 FROM tasker.step_readiness r
                           WHERE r.task_uuid = t.task_uuid AND r.ready_for_execution))
-        ORDER BY tasker.task_priority_key(t.priority, t.created_at) DESC
+        ORDER BY tasker.task_priority_key(t.priority, t.created_at) DESC, t.task_uuid
         LIMIT greatest(p_limit, 0)
         FOR UPDATE OF t SKIP LOCKED
     )
@@ -227,7 +231,7 @@ LANGUAGE sql VOLATILE AS $$
     FROM claimed c
     JOIN tasker.named_tasks nt ON nt.named_task_uuid = c.named_task_uuid
     JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
-    ORDER BY tasker.task_priority_key(c.priority, c.created_at) DESC
+    ORDER BY tasker.task_priority_key(c.priority, c.created_at) DESC, c.task_uuid
 $$;
 
 -- Every ancestor of a step once, with its shortest distance (1 = direct parent), nearest
