@@ -6,16 +6,22 @@
 -- not required.
 --
 -- Departure from pgmq: all queues share one table (tasker_mq.messages) keyed by queue_name,
--- instead of a table per queue. Every function is then plain static SQL that PostgreSQL plans
--- once per session, where per-queue tables would need dynamic SQL (parsed and planned on every
--- call) on the hot path.
+-- instead of a table per queue. Every function is then static SQL, where per-queue tables would
+-- need dynamic SQL (parsed and planned on every call) on the hot path.
+--
+-- The per-message functions (send, send_batch, read, pop, delete, archive, set_vt) are plpgsql,
+-- which keeps their plans for the session. PostgreSQL 15 cannot inline a LANGUAGE sql function
+-- that modifies data, and plans its body again on every call: measured with pgbench on an empty
+-- queue, read() took 0.127 ms per call as LANGUAGE sql and 0.043 ms as plpgsql (the bare
+-- statement: 0.037 ms).
 --
 -- Wake-ups: send and send_batch call pg_notify on channel "pgmq_message_ready.<namespace>"
 -- (Tasker's channel names; the namespace is derived from the queue name by queue_namespace)
 -- with a small JSON payload {event_type, queue_name, namespace, msg_id | msg_ids,
--- delay_seconds}. Notifications are delivered at commit, so a consumer never wakes before the
--- message is visible to it; the payload never carries the message, consumers always read it
--- through read() so its visibility timeout is respected.
+-- message_count, delay_seconds} (msg_ids only for batches of at most 100 messages: NOTIFY
+-- payloads must stay under 8000 bytes). Notifications are delivered at commit, so a consumer
+-- never wakes before the message is visible to it; the payload never carries the message,
+-- consumers always read it through read() so its visibility timeout is respected.
 
 CREATE SCHEMA tasker_mq;
 
@@ -121,6 +127,8 @@ END
 $$;
 
 -- Send several messages; one notification for the batch. Returns their msg_ids in order.
+-- The payload lists the ids only for batches of up to 100 messages: pg_notify rejects payloads
+-- of 8000 bytes or more, which would make a large batch fail as a whole.
 CREATE FUNCTION tasker_mq.send_batch(queue_name text, msgs jsonb[], delay integer DEFAULT 0)
 RETURNS SETOF bigint LANGUAGE plpgsql AS $$
 DECLARE
@@ -137,12 +145,13 @@ BEGIN
         RETURN;
     END IF;
     PERFORM pg_notify(tasker_mq.queue_channel(send_batch.queue_name),
-                      json_build_object('event_type', 'batch_ready',
-                                        'queue_name', send_batch.queue_name,
-                                        'namespace', tasker_mq.queue_namespace(send_batch.queue_name),
-                                        'msg_ids', v_ids,
-                                        'message_count', cardinality(v_ids),
-                                        'delay_seconds', greatest(delay, 0))::text);
+                      json_strip_nulls(json_build_object(
+                          'event_type', 'batch_ready',
+                          'queue_name', send_batch.queue_name,
+                          'namespace', tasker_mq.queue_namespace(send_batch.queue_name),
+                          'msg_ids', CASE WHEN cardinality(v_ids) <= 100 THEN v_ids END,
+                          'message_count', cardinality(v_ids),
+                          'delay_seconds', greatest(delay, 0)))::text);
     RETURN QUERY SELECT unnest(v_ids);
 END
 $$;
@@ -151,88 +160,107 @@ $$;
 -- vt = now + vt. Rows locked by a concurrent reader are skipped, so two readers never get the
 -- same message while it is hidden.
 CREATE FUNCTION tasker_mq.read(queue_name text, vt integer, qty integer)
-RETURNS SETOF tasker_mq.message_record LANGUAGE sql AS $$
+RETURNS SETOF tasker_mq.message_record LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY
     WITH picked AS (
         SELECT m.msg_id
         FROM tasker_mq.messages m
         WHERE m.queue_name = read.queue_name AND m.vt <= clock_timestamp()
         ORDER BY m.msg_id
-        LIMIT greatest(qty, 0)
+        LIMIT greatest(read.qty, 0)
         FOR UPDATE SKIP LOCKED
     )
     UPDATE tasker_mq.messages m
     SET vt = clock_timestamp() + make_interval(secs => read.vt), read_ct = m.read_ct + 1
     FROM picked
     WHERE m.msg_id = picked.msg_id
-    RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message, m.headers
+    RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message, m.headers;
+END
 $$;
 
 -- Read and delete up to qty visible messages at once.
 CREATE FUNCTION tasker_mq.pop(queue_name text, qty integer DEFAULT 1)
-RETURNS SETOF tasker_mq.message_record LANGUAGE sql AS $$
+RETURNS SETOF tasker_mq.message_record LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY
     WITH picked AS (
         SELECT m.msg_id
         FROM tasker_mq.messages m
         WHERE m.queue_name = pop.queue_name AND m.vt <= clock_timestamp()
         ORDER BY m.msg_id
-        LIMIT greatest(qty, 0)
+        LIMIT greatest(pop.qty, 0)
         FOR UPDATE SKIP LOCKED
     )
     DELETE FROM tasker_mq.messages m
     USING picked
     WHERE m.msg_id = picked.msg_id
-    RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message, m.headers
+    RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message, m.headers;
+END
 $$;
 
 -- Delete a message (acknowledge without keeping it). True if it existed.
 CREATE FUNCTION tasker_mq.delete(queue_name text, msg_id bigint) RETURNS boolean
-LANGUAGE sql AS $$
-    WITH d AS (
-        DELETE FROM tasker_mq.messages m
-        WHERE m.queue_name = delete.queue_name AND m.msg_id = delete.msg_id
-        RETURNING 1)
-    SELECT EXISTS (SELECT 1 FROM d)
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM tasker_mq.messages m
+    WHERE m.queue_name = delete.queue_name AND m.msg_id = delete.msg_id;
+    RETURN FOUND;
+END
 $$;
 
 CREATE FUNCTION tasker_mq.delete(queue_name text, msg_ids bigint[]) RETURNS SETOF bigint
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY
     DELETE FROM tasker_mq.messages m
-    WHERE m.queue_name = delete.queue_name AND m.msg_id = ANY (msg_ids)
-    RETURNING m.msg_id
+    WHERE m.queue_name = delete.queue_name AND m.msg_id = ANY (delete.msg_ids)
+    RETURNING m.msg_id;
+END
 $$;
 
 -- Move a message to the archive (acknowledge and keep it). True if it existed.
 CREATE FUNCTION tasker_mq.archive(queue_name text, msg_id bigint) RETURNS boolean
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
     WITH moved AS (
         DELETE FROM tasker_mq.messages m
         WHERE m.queue_name = archive.queue_name AND m.msg_id = archive.msg_id
-        RETURNING m.*),
-    kept AS (
-        INSERT INTO tasker_mq.archive (msg_id, queue_name, read_ct, enqueued_at, vt, message, headers)
-        SELECT msg_id, queue_name, read_ct, enqueued_at, vt, message, headers FROM moved
-        RETURNING 1)
-    SELECT EXISTS (SELECT 1 FROM kept)
+        RETURNING m.*)
+    INSERT INTO tasker_mq.archive AS a
+        (msg_id, queue_name, read_ct, enqueued_at, vt, message, headers)
+    SELECT mv.msg_id, mv.queue_name, mv.read_ct, mv.enqueued_at, mv.vt, mv.message, mv.headers
+    FROM moved mv;
+    RETURN FOUND;
+END
 $$;
 
 CREATE FUNCTION tasker_mq.archive(queue_name text, msg_ids bigint[]) RETURNS SETOF bigint
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY
     WITH moved AS (
         DELETE FROM tasker_mq.messages m
-        WHERE m.queue_name = archive.queue_name AND m.msg_id = ANY (msg_ids)
+        WHERE m.queue_name = archive.queue_name AND m.msg_id = ANY (archive.msg_ids)
         RETURNING m.*)
-    INSERT INTO tasker_mq.archive (msg_id, queue_name, read_ct, enqueued_at, vt, message, headers)
-    SELECT msg_id, queue_name, read_ct, enqueued_at, vt, message, headers FROM moved
-    RETURNING archive.msg_id
+    INSERT INTO tasker_mq.archive AS a
+        (msg_id, queue_name, read_ct, enqueued_at, vt, message, headers)
+    SELECT mv.msg_id, mv.queue_name, mv.read_ct, mv.enqueued_at, mv.vt, mv.message, mv.headers
+    FROM moved mv
+    RETURNING a.msg_id;
+END
 $$;
 
 -- Make a message visible again after vt seconds (0: now). Returns the updated message.
 CREATE FUNCTION tasker_mq.set_vt(queue_name text, msg_id bigint, vt integer)
-RETURNS SETOF tasker_mq.message_record LANGUAGE sql AS $$
+RETURNS SETOF tasker_mq.message_record LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY
     UPDATE tasker_mq.messages m
     SET vt = clock_timestamp() + make_interval(secs => set_vt.vt)
     WHERE m.queue_name = set_vt.queue_name AND m.msg_id = set_vt.msg_id
-    RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message, m.headers
+    RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message, m.headers;
+END
 $$;
 
 -- Delete every message of a queue (not the archive). Returns how many.
@@ -257,9 +285,12 @@ LANGUAGE sql STABLE AS $$
           FROM tasker_mq.messages x WHERE x.queue_name = metrics.queue_name) m
 $$;
 
+-- Metrics of every queue, by name. LATERAL calls metrics() once per queue; the shorter
+-- (tasker_mq.metrics(q.queue_name)).* would call it once per output column (six times).
 CREATE FUNCTION tasker_mq.metrics_all() RETURNS SETOF tasker_mq.metrics_result
 LANGUAGE sql STABLE AS $$
-    SELECT (tasker_mq.metrics(q.queue_name)).* FROM tasker_mq.queues q ORDER BY q.queue_name
+    SELECT m.* FROM tasker_mq.queues q CROSS JOIN LATERAL tasker_mq.metrics(q.queue_name) m
+    ORDER BY q.queue_name
 $$;
 
 CREATE FUNCTION tasker_mq.list_queues() RETURNS TABLE (queue_name text, created_at timestamptz)
