@@ -1,7 +1,8 @@
 # tasker - top-level entry points. Each target installs missing Debian packages first
 # (scripts/bootstrap.sh, needs root or sudo), so a fresh Debian 12 machine needs nothing else.
 #
-#   make run        build, then run `tasker dev` (private PostgreSQL, migrated) until Ctrl-C
+#   make run        build, then `tasker dev --demo`: the whole stack on a private PostgreSQL,
+#                   each example workflow run once, then serving on :8080 until Ctrl-C
 #   make test       build and run the whole test suite (ctest)
 #   make test-asan  the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make build      build build/tasker and libtasker
@@ -25,7 +26,7 @@ build: bootstrap
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	./$(BUILD)/tasker dev
+	./$(BUILD)/tasker dev --demo --templates examples/templates
 
 test: bootstrap
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTK_WERROR=ON $(CMAKE_FLAGS) >/dev/null

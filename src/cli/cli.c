@@ -1,9 +1,11 @@
 /*
  * cli.c - error reporting and database resolution shared by the `tasker` commands.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 #include "db/conn.h"
@@ -100,4 +102,72 @@ int tk_cli_migrate(const char *url, bool quiet)
         printf("database schema is at version %d (%d migration%s applied)\n", tk_migrate_latest(),
                applied, applied == 1 ? "" : "s");
     return TK_OK;
+}
+
+bool tk_cli_sets_add(tk_cli_sets_t *sets, const char *key, const char *value)
+{
+    if (sets->n == (int)(sizeof(sets->key) / sizeof(sets->key[0]))) {
+        tk_cli_fail("too many settings on the command line");
+        return false;
+    }
+    sets->key[sets->n] = strdup(key);
+    sets->value[sets->n] = strdup(value);
+    if (sets->key[sets->n] == NULL || sets->value[sets->n] == NULL) {
+        tk_cli_fail("out of memory");
+        return false;
+    }
+    sets->n++;
+    return true;
+}
+
+bool tk_cli_sets_add_pair(tk_cli_sets_t *sets, const char *pair)
+{
+    const char *eq = strchr(pair, '=');
+    if (eq == NULL || eq == pair) {
+        tk_cli_fail("--set needs KEY=VALUE, got \"%s\"", pair);
+        return false;
+    }
+    char key[128];
+    snprintf(key, sizeof(key), "%.*s", (int)(eq - pair), pair);
+    return tk_cli_sets_add(sets, key, eq + 1);
+}
+
+void tk_cli_sets_free(tk_cli_sets_t *sets)
+{
+    for (int i = 0; i < sets->n; i++) {
+        free(sets->key[i]);
+        free(sets->value[i]);
+    }
+    sets->n = 0;
+}
+
+int tk_cli_config_load(tk_config_t *cfg, const char *path, const tk_cli_sets_t *sets)
+{
+    tk_error_t err;
+    int rc = tk_config_load(cfg, path, &err);
+    for (int i = 0; rc == TK_OK && sets != NULL && i < sets->n; i++)
+        rc = tk_config_set(cfg, sets->key[i], sets->value[i], &err);
+    if (rc == TK_OK)
+        rc = tk_config_validate(cfg, &err);
+    if (rc != TK_OK) {
+        tk_cli_fail("%s", err.message);
+        return rc;
+    }
+    tk_log_set_level(cfg->log.level);
+    return TK_OK;
+}
+
+void tk_cli_block_stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+int tk_cli_wait_stop(const sigset_t *set)
+{
+    int sig = 0;
+    sigwait(set, &sig);
+    return sig;
 }

@@ -9,8 +9,10 @@
 #ifndef TK_CLI_H
 #define TK_CLI_H
 
+#include <signal.h>
 #include <stdbool.h>
 
+#include "common/config.h"
 #include "db/pgembed.h"
 #include "tasker/error.h"
 
@@ -52,8 +54,33 @@ void tk_cli_db_close(tk_cli_db_t *db, bool stop);
 /* Apply the migrations to `url`, printing what is applied. TK_OK or an error (printed). */
 int tk_cli_migrate(const char *url, bool quiet);
 
+/* Settings collected from a command's flags, applied over file and environment. */
+typedef struct tk_cli_sets_s {
+    char *key[64];
+    char *value[64];
+    int n;
+} tk_cli_sets_t;
+
+/* Add key = value (both copied). Returns false (and prints why) when the list is full or
+ * the text has no '=' (for tk_cli_sets_add_pair). */
+bool tk_cli_sets_add(tk_cli_sets_t *sets, const char *key, const char *value);
+bool tk_cli_sets_add_pair(tk_cli_sets_t *sets, const char *key_equals_value);
+void tk_cli_sets_free(tk_cli_sets_t *sets);
+
+/* Load the configuration: defaults < `path` (or $TASKER_CONFIG_PATH) < environment <
+ * `sets`; validate; apply log.level. Prints the problem and returns an error code. */
+int tk_cli_config_load(tk_config_t *cfg, const char *path, const tk_cli_sets_t *sets);
+
+/* Block SIGINT and SIGTERM (call before starting threads), then wait for one of them.
+ * tk_cli_wait_stop returns the signal received. */
+void tk_cli_block_stop_signals(sigset_t *set);
+int tk_cli_wait_stop(const sigset_t *set);
+
 /* Commands */
 int tk_cmd_db(int argc, char **argv);
 int tk_cmd_dev(int argc, char **argv);
+int tk_cmd_template(int argc, char **argv);
+int tk_cmd_server(int argc, char **argv);
+int tk_cmd_worker(int argc, char **argv);
 
 #endif

@@ -2,6 +2,7 @@
  * main.c - entry point of the `tasker` executable: global options and command dispatch.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,10 @@ static int cmd_version(int argc, char **argv)
 static const tk_cli_command_t commands[] = {
     {"db", "manage the database: migrations and the private development PostgreSQL", tk_cmd_db},
     {"dev", "run tasker locally on a private PostgreSQL", tk_cmd_dev},
+    {"server", "run the orchestration server (REST API, result processing, sweeper)",
+     tk_cmd_server},
+    {"template", "check and list task templates (YAML workflow definitions)", tk_cmd_template},
+    {"worker", "run a worker: claim steps and run their handlers", tk_cmd_worker},
     {"version", "print the version", cmd_version},
 };
 
@@ -47,6 +52,8 @@ static void usage(FILE *out)
                  "Run 'tasker <command> --help' for the options of a command.\n");
 }
 
+/* Apply a log level now and export it as TASKER_LOG_LEVEL, so a command's configuration
+ * (file < environment < flags) keeps it above the file's log.level. */
 static int set_log_level(const char *name)
 {
     tk_log_level_t level;
@@ -58,11 +65,13 @@ static int set_log_level(const char *name)
         return TK_CLI_EXIT_USAGE;
     }
     tk_log_set_level(level);
+    setenv("TASKER_LOG_LEVEL", name, 1);
     return TK_CLI_EXIT_OK;
 }
 
 int main(int argc, char **argv)
 {
+    signal(SIGPIPE, SIG_IGN); /* a peer that hung up is an error return, not a crash */
     const char *env_level = getenv("TASKER_LOG_LEVEL");
     if (env_level != NULL && env_level[0] != '\0' && set_log_level(env_level) != 0)
         return TK_CLI_EXIT_USAGE;

@@ -50,7 +50,7 @@ struct tk_mq_listener_s {
     char last_error[256];
     char last_notice[256];
 
-    char **subs; /* namespaces subscribed to */
+    char **subs; /* channels subscribed to */
     int nsubs;
     int cap_subs;
 
@@ -264,11 +264,11 @@ static void append(char *buf, size_t cap, size_t *len, const char *s)
 static void finish_connect(tk_mq_listener_t *l)
 {
     if (l->nsubs > 0) {
-        /* LISTEN "pgmq_message_ready.<ns>"; per subscription. The namespace alphabet is
-         * [A-Za-z0-9_], so double quotes are all the quoting the identifier needs. */
+        /* LISTEN "<channel>"; per subscription. The channel alphabet is [A-Za-z0-9_.], so
+         * double quotes are all the quoting the identifier needs. */
         size_t cap = 1, len = 0;
         for (int i = 0; i < l->nsubs; i++)
-            cap += strlen(l->subs[i]) + sizeof(CHANNEL_PREFIX) + 12;
+            cap += strlen(l->subs[i]) + 12;
         char *sql = malloc(cap);
         if (sql == NULL) {
             attempt_failed(l, "out of memory");
@@ -276,7 +276,7 @@ static void finish_connect(tk_mq_listener_t *l)
         }
         sql[0] = '\0';
         for (int i = 0; i < l->nsubs; i++) {
-            append(sql, cap, &len, "LISTEN \"" CHANNEL_PREFIX);
+            append(sql, cap, &len, "LISTEN \"");
             append(sql, cap, &len, l->subs[i]);
             append(sql, cap, &len, "\";");
         }
@@ -416,22 +416,41 @@ static int check_ns(const char *op, const char *ns, tk_error_t *err)
                         op, ns ? ns : "", TK_MQ_NAMESPACE_MAX);
 }
 
-static int find_sub(const tk_mq_listener_t *l, const char *ns)
+/* A channel name: 1 to 63 ASCII letters, digits, underscores or dots. */
+static int check_channel(const char *op, const char *channel, tk_error_t *err)
+{
+    size_t n = 0;
+    bool ok = channel != NULL;
+    for (const char *p = channel; ok && *p != '\0'; p++, n++) {
+        char ch = *p;
+        ok = ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '.') &&
+             n < 63;
+    }
+    if (ok && n > 0)
+        return TK_OK;
+    return tk_error_set(err, TK_EINVAL,
+                        "could not %s: invalid channel \"%.64s\": use 1 to 63 ASCII letters, "
+                        "digits, underscores or dots",
+                        op, channel ? channel : "");
+}
+
+static int find_sub(const tk_mq_listener_t *l, const char *channel)
 {
     for (int i = 0; i < l->nsubs; i++)
-        if (strcmp(l->subs[i], ns) == 0)
+        if (strcmp(l->subs[i], channel) == 0)
             return i;
     return -1;
 }
 
-/* Run LISTEN or UNLISTEN for `ns` if connected. A broken connection is not an error here:
- * the subscription list is what the reconnect restores. */
-static int listen_cmd(tk_mq_listener_t *l, const char *cmd, const char *ns, tk_error_t *err)
+/* Run LISTEN or UNLISTEN for `channel` if connected. A broken connection is not an error
+ * here: the subscription list is what the reconnect restores. */
+static int listen_cmd(tk_mq_listener_t *l, const char *cmd, const char *channel, tk_error_t *err)
 {
     if (l->state != ST_CONNECTED)
         return TK_OK;
     char sql[128];
-    snprintf(sql, sizeof(sql), "%s \"" CHANNEL_PREFIX "%s\"", cmd, ns);
+    snprintf(sql, sizeof(sql), "%s \"%s\"", cmd, channel);
     PGresult *res = PQexec(l->pg, sql);
     int rc = TK_OK;
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -440,7 +459,7 @@ static int listen_cmd(tk_mq_listener_t *l, const char *cmd, const char *ns, tk_e
         } else {
             tk_error_t e;
             rc = tk_conn_error_from_result(l->pg, res, &e);
-            tk_error_set(err, rc, "could not %s %s: %s", cmd, ns, e.message);
+            tk_error_set(err, rc, "could not %s %s: %s", cmd, channel, e.message);
             tk_error_set_sqlstate(err, e.sqlstate);
         }
     }
@@ -448,12 +467,12 @@ static int listen_cmd(tk_mq_listener_t *l, const char *cmd, const char *ns, tk_e
     return rc;
 }
 
-int tk_mq_listener_subscribe(tk_mq_listener_t *l, const char *ns, tk_error_t *err)
+int tk_mq_listener_subscribe_channel(tk_mq_listener_t *l, const char *channel, tk_error_t *err)
 {
-    int rc = check_ns("subscribe", ns, err);
+    int rc = check_channel("subscribe", channel, err);
     if (rc != TK_OK)
         return rc;
-    if (find_sub(l, ns) >= 0)
+    if (find_sub(l, channel) >= 0)
         return TK_OK;
     if (l->nsubs == l->cap_subs) {
         int cap = l->cap_subs ? l->cap_subs * 2 : 4;
@@ -463,10 +482,10 @@ int tk_mq_listener_subscribe(tk_mq_listener_t *l, const char *ns, tk_error_t *er
         l->subs = subs;
         l->cap_subs = cap;
     }
-    char *copy = strdup(ns);
+    char *copy = strdup(channel);
     if (copy == NULL)
         return tk_error_set(err, TK_ENOMEM, "could not subscribe: out of memory");
-    rc = listen_cmd(l, "LISTEN", ns, err);
+    rc = listen_cmd(l, "LISTEN", channel, err);
     if (rc != TK_OK) {
         free(copy);
         return rc;
@@ -475,20 +494,40 @@ int tk_mq_listener_subscribe(tk_mq_listener_t *l, const char *ns, tk_error_t *er
     return TK_OK;
 }
 
-int tk_mq_listener_unsubscribe(tk_mq_listener_t *l, const char *ns, tk_error_t *err)
+int tk_mq_listener_unsubscribe_channel(tk_mq_listener_t *l, const char *channel, tk_error_t *err)
 {
-    int rc = check_ns("unsubscribe", ns, err);
+    int rc = check_channel("unsubscribe", channel, err);
     if (rc != TK_OK)
         return rc;
-    int i = find_sub(l, ns);
+    int i = find_sub(l, channel);
     if (i < 0)
         return TK_OK;
-    rc = listen_cmd(l, "UNLISTEN", ns, err);
+    rc = listen_cmd(l, "UNLISTEN", channel, err);
     if (rc != TK_OK)
         return rc;
     free(l->subs[i]);
     l->subs[i] = l->subs[--l->nsubs];
     return TK_OK;
+}
+
+int tk_mq_listener_subscribe(tk_mq_listener_t *l, const char *ns, tk_error_t *err)
+{
+    char channel[sizeof(CHANNEL_PREFIX) + TK_MQ_NAMESPACE_MAX];
+    int rc = check_ns("subscribe", ns, err);
+    if (rc != TK_OK)
+        return rc;
+    snprintf(channel, sizeof(channel), CHANNEL_PREFIX "%s", ns);
+    return tk_mq_listener_subscribe_channel(l, channel, err);
+}
+
+int tk_mq_listener_unsubscribe(tk_mq_listener_t *l, const char *ns, tk_error_t *err)
+{
+    char channel[sizeof(CHANNEL_PREFIX) + TK_MQ_NAMESPACE_MAX];
+    int rc = check_ns("unsubscribe", ns, err);
+    if (rc != TK_OK)
+        return rc;
+    snprintf(channel, sizeof(channel), CHANNEL_PREFIX "%s", ns);
+    return tk_mq_listener_unsubscribe_channel(l, channel, err);
 }
 
 int tk_mq_listener_wait(tk_mq_listener_t *l, int timeout_ms, tk_mq_event_t *ev, tk_error_t *err)

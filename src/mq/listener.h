@@ -68,6 +68,12 @@ int tk_mq_listener_subscribe(tk_mq_listener_t *l, const char *ns, tk_error_t *er
  * Not subscribed: no-op. */
 int tk_mq_listener_unsubscribe(tk_mq_listener_t *l, const char *ns, tk_error_t *err);
 
+/* The same for any channel (1 to 63 ASCII letters, digits, underscores or dots), e.g.
+ * "tasker_task_finished". Events on it carry the raw payload; queue fields stay empty unless
+ * the payload has them. */
+int tk_mq_listener_subscribe_channel(tk_mq_listener_t *l, const char *channel, tk_error_t *err);
+int tk_mq_listener_unsubscribe_channel(tk_mq_listener_t *l, const char *channel, tk_error_t *err);
+
 /* Wait up to timeout_ms (0: do not block, < 0: forever) for the next event, in arrival order.
  *   TK_OK        *ev filled (a notification, or a RECONNECTED event)
  *   TK_ETIMEDOUT nothing arrived in time

@@ -77,7 +77,7 @@ expect "db url" 0 "$url" -- "$T" db url --data-dir "$dir/pg"
 expect "db status on private cluster" 0 "database schema version" -- "$T" db status --data-dir "$dir/pg"
 expect "db stop" 0 "PostgreSQL stopped" -- "$T" db stop --data-dir "$dir/pg"
 expect "db stop again" 1 "no PostgreSQL server is running" -- "$T" db stop --data-dir "$dir/pg"
-expect "dev --exit" 0 "database ready" -- "$T" dev --exit --data-dir "$dir/pg"
+expect "dev --exit" 0 "tasker dev is running" -- "$T" dev --exit --port 0 --data-dir "$dir/pg"
 expect "db url after dev exits" 1 "no PostgreSQL server is running" -- "$T" db url --data-dir "$dir/pg"
 rm -rf "$dir" 2>/dev/null || true
 

@@ -1,0 +1,576 @@
+/*
+ * api.c - handlers of the orchestration REST API (see api.h).
+ *
+ * Each handler validates its input, makes one SQL call through the pool, and sends the JSON
+ * text the database built. wait_ms requests register with the task watch before they read
+ * the task, then block on it (no polling loop) until the task is terminal or time is up.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/parse.h"
+#include "common/uuid.h"
+#include "orchestration/api.h"
+#include "tasker/log.h"
+
+#define POOL_WAIT_MS 5000
+
+static const tk_stmt_t create_stmt = {"api_create", "SELECT tasker.create_task($1::jsonb)", 1,
+                                      false};
+static const tk_stmt_t task_stmt = {
+    "api_task",
+    "SELECT tasker.task_response($1::uuid), "
+    "(SELECT state IN ('complete', 'error', 'cancelled', 'resolved_manually') "
+    " FROM tasker.tasks WHERE task_uuid = $1::uuid)",
+    1, true};
+static const tk_stmt_t list_stmt = {
+    "api_list", "SELECT tasker.list_tasks($1, $2, $3, $4, $5::int, $6::int)", 6, true};
+static const tk_stmt_t cancel_stmt = {"api_cancel", "SELECT tasker.cancel_task($1::uuid)", 1,
+                                      false};
+static const tk_stmt_t steps_stmt = {
+    "api_steps",
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM tasker.tasks WHERE task_uuid = $1::uuid) "
+    "THEN tasker.task_steps_response($1::uuid) END",
+    1, true};
+static const tk_stmt_t step_stmt = {"api_step", "SELECT tasker.step_response($1::uuid, $2::uuid)",
+                                    2, true};
+static const tk_stmt_t step_action_stmt = {
+    "api_step_action",
+    "SELECT tasker.step_manual_action($1::uuid, $2::uuid, $3, $4, $5, $6::jsonb)", 6, false};
+static const tk_stmt_t templates_stmt = {
+    "api_templates",
+    "WITH t AS ("
+    "  SELECT nt.name, ns.name AS namespace, nt.version, nt.description,"
+    "         jsonb_array_length(nt.configuration->'steps') AS step_count"
+    "  FROM tasker.named_tasks nt"
+    "  JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid"
+    "  WHERE $1::text IS NULL OR ns.name = $1)"
+    "SELECT jsonb_build_object("
+    "  'namespaces', coalesce((SELECT jsonb_agg(jsonb_build_object('name', ns.name,"
+    "      'description', ns.description, 'template_count',"
+    "      (SELECT count(*) FROM t WHERE t.namespace = ns.name)) ORDER BY ns.name)"
+    "    FROM tasker.task_namespaces ns WHERE EXISTS (SELECT 1 FROM t WHERE t.namespace = "
+    "ns.name)),"
+    "    '[]'),"
+    "  'templates', coalesce((SELECT jsonb_agg(to_jsonb(t) ORDER BY t.namespace, t.name, t.version)"
+    "    FROM t), '[]'),"
+    "  'total_count', (SELECT count(*) FROM t))",
+    1, true};
+static const tk_stmt_t template_stmt = {
+    "api_template",
+    "SELECT jsonb_build_object('name', nt.name, 'namespace', ns.name, 'version', nt.version,"
+    "  'description', nt.description, 'configuration', nt.configuration,"
+    "  'steps', (SELECT jsonb_agg(jsonb_build_object('name', s->>'name',"
+    "      'description', s->'description',"
+    "      'default_retryable', coalesce((s->'retry'->>'retryable')::boolean, true),"
+    "      'default_max_attempts', coalesce((s->'retry'->>'max_attempts')::int, 3)))"
+    "    FROM jsonb_array_elements(nt.configuration->'steps') s))"
+    "FROM tasker.named_tasks nt"
+    " JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid"
+    " WHERE ns.name = $1 AND nt.name = $2 AND nt.version = $3",
+    3, true};
+static const tk_stmt_t ready_stmt = {"api_ready", "SELECT 1", 0, true};
+static const tk_stmt_t metrics_stmt = {
+    "api_metrics",
+    "SELECT 'tasks', s.name, (SELECT count(*) FROM tasker.tasks t WHERE t.state = s.name)"
+    "  FROM tasker.task_states s "
+    "UNION ALL SELECT 'steps', s.name,"
+    "  (SELECT count(*) FROM tasker.workflow_steps w WHERE w.state = s.name)"
+    "  FROM tasker.step_states s "
+    "UNION ALL SELECT 'queue', m.queue_name, m.queue_length FROM tasker_mq.metrics_all() m",
+    0, true};
+
+static tk_api_t *api_of(tk_http_request_t *req)
+{
+    return tk_http_context(req);
+}
+
+/* Answer a failed database call with the right status and Tasker code. */
+static void respond_db_error(tk_http_request_t *req, int rc, const tk_error_t *err)
+{
+    switch (rc) {
+    case TK_ENOTFOUND:
+        tk_http_respond_error(req, 404, "NOT_FOUND", "%s", err->message);
+        break;
+    case TK_ECONFLICT:
+        tk_http_respond_error(req, 409, "CONFLICT", "A task with this identity already exists");
+        break;
+    case TK_EINVAL:
+    case TK_ETRANSITION:
+        tk_http_respond_error(req, 400, "BAD_REQUEST", "%s", err->message);
+        break;
+    case TK_ECONN:
+    case TK_ETIMEDOUT:
+        tk_http_add_header(req, "Retry-After", "1");
+        tk_http_respond_error(req, 503, "SERVICE_UNAVAILABLE", "database unavailable: %s",
+                              err->message);
+        break;
+    default:
+        tk_http_respond_error(req, 500, "DATABASE_ERROR", "%s", err->message);
+        break;
+    }
+}
+
+/* Run a statement whose first column is the JSON answer. On success returns the result
+ * (caller PQclears); on failure responds and returns NULL. */
+static PGresult *query(tk_http_request_t *req, const tk_stmt_t *stmt, const char *const *params)
+{
+    PGresult *res;
+    tk_error_t err;
+    int rc = tk_pool_query(api_of(req)->pool, stmt, params, &res, &err);
+    if (rc != TK_OK) {
+        respond_db_error(req, rc, &err);
+        return NULL;
+    }
+    return res;
+}
+
+/* Run `stmt` and send its JSON with `status`; 404 with `missing` when it is NULL. */
+static void answer(tk_http_request_t *req, const tk_stmt_t *stmt, const char *const *params,
+                   int status, const char *missing)
+{
+    PGresult *res = query(req, stmt, params);
+    if (res == NULL)
+        return;
+    if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0))
+        tk_http_respond_error(req, 404, "NOT_FOUND", "%s", missing);
+    else
+        tk_http_respond_json(req, status, PQgetvalue(res, 0, 0));
+    PQclear(res);
+}
+
+/* A path parameter that must be a UUID; responds 400 INVALID_UUID and returns NULL if not. */
+static const char *uuid_param(tk_http_request_t *req, const char *name)
+{
+    const char *v = tk_http_param(req, name);
+    tk_uuid_t u;
+    if (v == NULL || tk_uuid_parse(v, &u) != TK_OK) {
+        tk_http_respond_error(req, 400, "INVALID_UUID", "%s \"%.64s\" is not a UUID", name,
+                              v ? v : "");
+        return NULL;
+    }
+    return v;
+}
+
+/* Integer query parameter in [min, max]; `fallback` when absent. Responds 400 and returns
+ * false when it is malformed. */
+static bool int_query(tk_http_request_t *req, const char *name, int min, int max, int fallback,
+                      int *out)
+{
+    const char *v = tk_http_query(req, name);
+    int64_t n;
+    if (v == NULL) {
+        *out = fallback;
+        return true;
+    }
+    if (tk_parse_i64(v, min, max, &n) != TK_OK) {
+        tk_http_respond_error(req, 400, "BAD_REQUEST", "%s must be an integer from %d to %d", name,
+                              min, max);
+        return false;
+    }
+    *out = (int)n;
+    return true;
+}
+
+/* Send the task, waiting first (up to wait_ms) for it to reach a terminal state. */
+static void send_task(tk_http_request_t *req, const char *task_uuid, int wait_ms, int status)
+{
+    tk_api_t *api = api_of(req);
+    tk_task_waiter_t *waiter = NULL;
+    if (wait_ms > 0 && api->watch != NULL)
+        waiter = tk_task_watch_register(api->watch, task_uuid);
+    int64_t deadline = tk_clock_ms() + wait_ms;
+    const char *params[] = {task_uuid};
+    for (;;) {
+        PGresult *res = query(req, &task_stmt, params);
+        if (res == NULL)
+            break;
+        if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) {
+            tk_http_respond_error(req, 404, "NOT_FOUND", "task %s not found", task_uuid);
+            PQclear(res);
+            break;
+        }
+        bool terminal = PQgetvalue(res, 0, 1)[0] == 't';
+        if (terminal || waiter == NULL || tk_clock_ms() >= deadline ||
+            tk_task_watch_stopping(api->watch)) {
+            tk_http_respond_json(req, status, PQgetvalue(res, 0, 0));
+            PQclear(res);
+            break;
+        }
+        PQclear(res);
+        tk_task_watch_wait(api->watch, waiter, deadline); /* then read the task again */
+    }
+    tk_task_watch_unregister(api->watch, waiter);
+}
+
+/* --- /v1/tasks ------------------------------------------------------------------------------ */
+
+/* Check a TaskRequest and return it re-encoded, or respond 400 and return NULL. */
+static char *validated_task_request(tk_http_request_t *req)
+{
+    size_t len;
+    const char *body = tk_http_body(req, &len);
+    json_error_t jerr;
+    json_t *doc = json_loadb(body, len, 0, &jerr);
+    if (doc == NULL) {
+        tk_http_respond_error(req, 400, "JSON_ERROR", "malformed JSON at line %d column %d: %s",
+                              jerr.line, jerr.column, jerr.text);
+        return NULL;
+    }
+    const char *problem = NULL;
+    static const char *const required[] = {"name", "namespace", "version"};
+    for (size_t i = 0; i < 3 && problem == NULL; i++) {
+        const char *v = json_string_value(json_object_get(doc, required[i]));
+        if (v == NULL || v[0] == '\0')
+            problem = required[i];
+    }
+    char msg[200] = "";
+    if (!json_is_object(doc))
+        snprintf(msg, sizeof(msg), "the body must be a JSON object (a TaskRequest)");
+    else if (problem != NULL)
+        snprintf(msg, sizeof(msg), "\"%s\" is required and must be a non-empty string", problem);
+    else if (json_object_get(doc, "context") && !json_is_object(json_object_get(doc, "context")))
+        snprintf(msg, sizeof(msg), "\"context\" must be a JSON object");
+    else if (json_object_get(doc, "priority") &&
+             (!json_is_integer(json_object_get(doc, "priority")) ||
+              json_integer_value(json_object_get(doc, "priority")) < -100 ||
+              json_integer_value(json_object_get(doc, "priority")) > 100))
+        snprintf(msg, sizeof(msg), "\"priority\" must be an integer from -100 to 100");
+    if (msg[0] == '\0') {
+        const json_t *tags = json_object_get(doc, "tags");
+        size_t i;
+        const json_t *tag;
+        if (tags != NULL && !json_is_array(tags))
+            snprintf(msg, sizeof(msg), "\"tags\" must be an array of strings");
+        json_array_foreach(tags, i, tag) if (!json_is_string(tag))
+            snprintf(msg, sizeof(msg), "\"tags\" must be an array of strings");
+    }
+    static const char *const uuids[] = {"correlation_id", "parent_correlation_id"};
+    for (size_t i = 0; i < 2 && msg[0] == '\0'; i++) {
+        const json_t *v = json_object_get(doc, uuids[i]);
+        tk_uuid_t u;
+        if (v != NULL && !json_is_null(v) &&
+            (!json_is_string(v) || tk_uuid_parse(json_string_value(v), &u) != TK_OK))
+            snprintf(msg, sizeof(msg), "\"%s\" must be a UUID", uuids[i]);
+    }
+    static const char *const texts[] = {"initiator", "source_system", "reason", "idempotency_key"};
+    for (size_t i = 0; i < 4 && msg[0] == '\0'; i++) {
+        const json_t *v = json_object_get(doc, texts[i]);
+        if (v != NULL && !json_is_null(v) &&
+            (!json_is_string(v) || json_string_length(v) > (i == 2 ? 500u : 255u)))
+            snprintf(msg, sizeof(msg), "\"%s\" must be a string of at most %d characters", texts[i],
+                     i == 2 ? 500 : 255);
+    }
+    if (msg[0] != '\0') {
+        tk_http_respond_error(req, 400, "BAD_REQUEST", "%s", msg);
+        json_decref(doc);
+        return NULL;
+    }
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (text == NULL)
+        tk_http_respond_error(req, 500, "INTERNAL_ERROR", "out of memory");
+    return text;
+}
+
+static void create_task(tk_http_request_t *req)
+{
+    int wait_ms;
+    if (!int_query(req, "wait_ms", 0, api_of(req)->max_wait_ms, 0, &wait_ms))
+        return;
+    char *body = validated_task_request(req);
+    if (body == NULL)
+        return;
+    const char *params[] = {body};
+    PGresult *res = query(req, &create_stmt, params);
+    free(body);
+    if (res == NULL)
+        return;
+    json_t *task = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    const char *uuid = json_string_value(json_object_get(task, "task_uuid"));
+    const char *correlation = json_string_value(json_object_get(task, "correlation_id"));
+    tk_log_ids_t ids = {correlation, uuid, NULL};
+    TK_LOG_IDS(TK_LOG_INFO, "api", &ids, "task %s/%s created",
+               json_string_value(json_object_get(task, "namespace")),
+               json_string_value(json_object_get(task, "name")));
+    if (uuid != NULL) {
+        char location[80];
+        snprintf(location, sizeof(location), "/v1/tasks/%s", uuid);
+        tk_http_add_header(req, "Location", location);
+    }
+    if (wait_ms > 0 && uuid != NULL)
+        send_task(req, uuid, wait_ms, 201);
+    else
+        tk_http_respond_json(req, 201, PQgetvalue(res, 0, 0));
+    json_decref(task);
+    PQclear(res);
+}
+
+static void list_tasks(tk_http_request_t *req)
+{
+    int page, per_page;
+    if (!int_query(req, "page", 1, 1000000, 1, &page) ||
+        !int_query(req, "per_page", 1, 100, 25, &per_page))
+        return;
+    const char *status = tk_http_query(req, "status");
+    if (status != NULL && status[0] == '\0')
+        status = NULL;
+    char page_s[16], per_page_s[16];
+    snprintf(page_s, sizeof(page_s), "%d", page);
+    snprintf(per_page_s, sizeof(per_page_s), "%d", per_page);
+    const char *params[] = {
+        tk_http_query(req, "namespace"),     status, tk_http_query(req, "initiator"),
+        tk_http_query(req, "source_system"), page_s, per_page_s};
+    answer(req, &list_stmt, params, 200, "no tasks");
+}
+
+static void get_task(tk_http_request_t *req)
+{
+    int wait_ms;
+    const char *uuid = uuid_param(req, "task_uuid");
+    if (uuid != NULL && int_query(req, "wait_ms", 0, api_of(req)->max_wait_ms, 0, &wait_ms))
+        send_task(req, uuid, wait_ms, 200);
+}
+
+static void cancel_task(tk_http_request_t *req)
+{
+    const char *uuid = uuid_param(req, "task_uuid");
+    if (uuid == NULL)
+        return;
+    const char *params[] = {uuid};
+    answer(req, &cancel_stmt, params, 200, "task not found");
+}
+
+static void list_steps(tk_http_request_t *req)
+{
+    const char *uuid = uuid_param(req, "task_uuid");
+    if (uuid == NULL)
+        return;
+    const char *params[] = {uuid};
+    answer(req, &steps_stmt, params, 200, "task not found");
+}
+
+static void get_step(tk_http_request_t *req)
+{
+    const char *task = uuid_param(req, "task_uuid");
+    const char *step = task ? uuid_param(req, "step_uuid") : NULL;
+    if (step == NULL)
+        return;
+    const char *params[] = {task, step};
+    answer(req, &step_stmt, params, 200, "step not found in this task");
+}
+
+/* PATCH a step with Tasker's StepManualAction body. */
+static void step_action(tk_http_request_t *req)
+{
+    const char *task = uuid_param(req, "task_uuid");
+    const char *step = task ? uuid_param(req, "step_uuid") : NULL;
+    if (step == NULL)
+        return;
+    size_t len;
+    const char *body = tk_http_body(req, &len);
+    json_error_t jerr;
+    json_t *doc = json_loadb(body, len, 0, &jerr);
+    if (doc == NULL) {
+        tk_http_respond_error(req, 400, "JSON_ERROR", "malformed JSON: %s", jerr.text);
+        return;
+    }
+    const char *action = json_string_value(json_object_get(doc, "action_type"));
+    const char *actor = NULL;
+    static const char *const actor_keys[] = {"reset_by", "resolved_by", "completed_by"};
+    for (size_t i = 0; i < 3 && actor == NULL; i++)
+        actor = json_string_value(json_object_get(doc, actor_keys[i]));
+    const char *reason = json_string_value(json_object_get(doc, "reason"));
+    json_t *data = json_object_get(doc, "completion_data");
+    char *data_text = data ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (action == NULL) {
+        tk_http_respond_error(req, 400, "BAD_REQUEST",
+                              "\"action_type\" is required: reset_for_retry, resolve_manually or "
+                              "complete_manually");
+    } else {
+        const char *params[] = {task, step, action, actor, reason, data_text};
+        answer(req, &step_action_stmt, params, 200, "step not found in this task");
+    }
+    free(data_text);
+    json_decref(doc);
+}
+
+/* --- templates, health, metrics -------------------------------------------------------------- */
+
+static void list_templates(tk_http_request_t *req)
+{
+    const char *params[] = {tk_http_query(req, "namespace")};
+    answer(req, &templates_stmt, params, 200, "no templates");
+}
+
+static void get_template(tk_http_request_t *req)
+{
+    const char *params[] = {tk_http_param(req, "namespace"), tk_http_param(req, "name"),
+                            tk_http_param(req, "version")};
+    answer(req, &template_stmt, params, 200, "template not registered");
+}
+
+static void timestamp(char out[40])
+{
+    struct timespec now;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    strftime(out, 40, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void health(tk_http_request_t *req)
+{
+    char ts[40], body[128];
+    timestamp(ts);
+    const char *status = strcmp(tk_http_path(req), "/health/live") == 0 ? "alive" : "healthy";
+    snprintf(body, sizeof(body), "{\"status\":\"%s\",\"timestamp\":\"%s\"}", status, ts);
+    tk_http_respond_json(req, 200, body);
+}
+
+static void health_ready(tk_http_request_t *req)
+{
+    tk_api_t *api = api_of(req);
+    int64_t start = tk_clock_us();
+    PGresult *res;
+    tk_error_t err;
+    int rc = tk_pool_query(api->pool, &ready_stmt, NULL, &res, &err);
+    PQclear(res);
+    double db_ms = (double)(tk_clock_us() - start) / 1000.0;
+    bool orch_ok = true;
+    if (api->orchestrator != NULL) {
+        tk_orchestrator_stats_t st;
+        tk_orchestrator_stats(api->orchestrator, &st);
+        orch_ok = st.database_ok;
+    }
+    bool ready = rc == TK_OK && orch_ok;
+    char ts[40];
+    timestamp(ts);
+    json_t *doc = json_pack("{s:s, s:s, s:{s:{s:s, s:f, s:s*}, s:{s:s}}}", "status",
+                            ready ? "ready" : "not_ready", "timestamp", ts, "checks", "database",
+                            "status", rc == TK_OK ? "healthy" : "unhealthy", "duration_ms", db_ms,
+                            "message", rc == TK_OK ? NULL : err.message, "orchestration", "status",
+                            orch_ok ? "healthy" : "unhealthy");
+    char *text = json_dumps(doc, JSON_COMPACT);
+    if (!ready)
+        tk_http_add_header(req, "Retry-After", "1");
+    tk_http_respond_json(req, ready ? 200 : 503, text ? text : "{}");
+    free(text);
+    json_decref(doc);
+}
+
+/* Append printf output to a growing buffer; returns false when out of memory. */
+static bool appendf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static bool appendf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(*buf + *len, *cap - *len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return false;
+        if ((size_t)n < *cap - *len) {
+            *len += (size_t)n;
+            return true;
+        }
+        char *bigger = realloc(*buf, *cap * 2 + (size_t)n);
+        if (bigger == NULL)
+            return false;
+        *buf = bigger;
+        *cap = *cap * 2 + (size_t)n;
+    }
+}
+
+static void metrics(tk_http_request_t *req)
+{
+    PGresult *res = query(req, &metrics_stmt, NULL);
+    if (res == NULL)
+        return;
+    size_t len = 0, cap = 4096;
+    char *out = malloc(cap);
+    bool ok = out != NULL;
+    static const struct {
+        const char *kind, *name, *help, *label;
+    } families[] = {
+        {"tasks", "tasker_tasks", "Tasks by current state.", "state"},
+        {"steps", "tasker_steps", "Workflow steps by current state.", "state"},
+        {"queue", "tasker_queue_depth", "Messages waiting in each queue.", "queue"},
+    };
+    for (size_t f = 0; ok && f < 3; f++) {
+        ok = appendf(&out, &len, &cap, "# HELP %s %s\n# TYPE %s gauge\n", families[f].name,
+                     families[f].help, families[f].name);
+        for (int i = 0; ok && i < PQntuples(res); i++)
+            if (strcmp(PQgetvalue(res, i, 0), families[f].kind) == 0)
+                ok = appendf(&out, &len, &cap, "%s{%s=\"%s\"} %s\n", families[f].name,
+                             families[f].label, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+    }
+    PQclear(res);
+    tk_api_t *api = api_of(req);
+    if (ok && api->orchestrator != NULL) {
+        tk_orchestrator_stats_t st;
+        tk_orchestrator_stats(api->orchestrator, &st);
+        ok = appendf(&out, &len, &cap,
+                     "# HELP tasker_step_results_total Step results applied by this server.\n"
+                     "# TYPE tasker_step_results_total counter\n"
+                     "tasker_step_results_total %llu\n"
+                     "# HELP tasker_tasks_finished_total Tasks this server finished.\n"
+                     "# TYPE tasker_tasks_finished_total counter\n"
+                     "tasker_tasks_finished_total{outcome=\"complete\"} %llu\n"
+                     "tasker_tasks_finished_total{outcome=\"error\"} %llu\n"
+                     "# HELP tasker_sweeps_total Sweeper runs and the items they recovered.\n"
+                     "# TYPE tasker_sweeps_total counter\n"
+                     "tasker_sweeps_total %llu\n"
+                     "tasker_sweep_recovered_total %llu\n"
+                     "# HELP tasker_step_latency_ms Time from a step's claim to its result "
+                     "being applied.\n"
+                     "# TYPE tasker_step_latency_ms histogram\n",
+                     (unsigned long long)st.results, (unsigned long long)st.tasks_complete,
+                     (unsigned long long)st.tasks_error, (unsigned long long)st.sweeps,
+                     (unsigned long long)st.recovered);
+        for (int b = 0; ok && b < TK_LATENCY_BUCKETS; b++) {
+            if (b == TK_LATENCY_BUCKETS - 1)
+                ok = appendf(&out, &len, &cap, "tasker_step_latency_ms_bucket{le=\"+Inf\"} %llu\n",
+                             (unsigned long long)st.latency_buckets[b]);
+            else
+                ok = appendf(&out, &len, &cap, "tasker_step_latency_ms_bucket{le=\"%g\"} %llu\n",
+                             tk_latency_bounds_ms[b], (unsigned long long)st.latency_buckets[b]);
+        }
+        if (ok)
+            ok = appendf(&out, &len, &cap,
+                         "tasker_step_latency_ms_sum %.3f\ntasker_step_latency_ms_count %llu\n",
+                         st.latency_sum_ms, (unsigned long long)st.latency_count);
+    }
+    if (ok)
+        tk_http_respond(req, 200, "text/plain; version=0.0.4", out, len);
+    else
+        tk_http_respond_error(req, 500, "INTERNAL_ERROR", "out of memory");
+    free(out);
+}
+
+static const tk_http_route_t routes[] = {
+    {"POST", "/v1/tasks", create_task},
+    {"GET", "/v1/tasks", list_tasks},
+    {"GET", "/v1/tasks/{task_uuid}", get_task},
+    {"DELETE", "/v1/tasks/{task_uuid}", cancel_task},
+    {"GET", "/v1/tasks/{task_uuid}/workflow_steps", list_steps},
+    {"GET", "/v1/tasks/{task_uuid}/workflow_steps/{step_uuid}", get_step},
+    {"PATCH", "/v1/tasks/{task_uuid}/workflow_steps/{step_uuid}", step_action},
+    {"GET", "/v1/templates", list_templates},
+    {"GET", "/v1/templates/{namespace}/{name}/{version}", get_template},
+    {"GET", "/health", health},
+    {"GET", "/health/live", health},
+    {"GET", "/health/ready", health_ready},
+    {"GET", "/metrics", metrics},
+};
+
+const tk_http_route_t *tk_api_routes(size_t *count)
+{
+    *count = sizeof(routes) / sizeof(routes[0]);
+    return routes;
+}

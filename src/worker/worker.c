@@ -1,0 +1,737 @@
+/*
+ * worker.c - the worker runtime (see worker.h and README.md beside this file).
+ *
+ * Data flow: the dispatcher claims at most as many steps as there are idle handler threads
+ * (so nothing claimed waits for a thread while its lease runs), turns each row into a job and
+ * queues it; a handler thread runs the job's handler and reports the result with
+ * tasker.complete_step; the heartbeat thread renews the leases of every claimed step and
+ * fails the ones whose handler overruns its timeout.
+ *
+ * A timed-out handler keeps its thread (C cannot stop it). The step is reported as failed
+ * with error_type handler_timeout at once, a replacement thread keeps the pool at full size,
+ * and the late thread drops its result and exits when the handler finally returns.
+ *
+ * Locking: one mutex guards the job queue, the in-flight list, the counters and the thread
+ * accounting. Database calls are made without it.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/error_int.h"
+#include "db/conn.h"
+#include "db/pool.h"
+#include "mq/listener.h"
+#include "tasker/log.h"
+#include "worker/registry.h"
+#include "worker/step.h"
+#include "worker/worker.h"
+
+typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_ABANDONED } job_state_t;
+
+typedef struct job_s {
+    tk_step_t *step;
+    char step_uuid[40];
+    int64_t timeout_ms;
+    int64_t deadline_ms; /* set when the handler starts */
+    job_state_t state;
+    struct job_s *next;                      /* run queue */
+    struct job_s *flight_prev, *flight_next; /* claimed and not yet reported */
+} job_t;
+
+struct tk_worker_s {
+    tk_worker_opts_t o;
+    char *database_url;
+    char *worker_id;
+    char *queues_array;   /* PostgreSQL array literal of the queue names */
+    char *handlers_array; /* ... and of the callables this worker can run */
+    char **namespaces;
+    tk_pool_t *pool; /* handler threads' connections */
+
+    pthread_mutex_t lock;
+    pthread_cond_t job_ready;
+    pthread_cond_t thread_exit;
+    job_t *head, *tail; /* run queue */
+    job_t *flight;      /* in-flight list */
+    int queued, running;
+    int threads, target_threads;
+    bool stopping;
+    int wake_fd;
+    pthread_t dispatcher, heartbeat;
+    bool dispatcher_started, heartbeat_started;
+
+    atomic_uint_fast64_t claimed, succeeded, failed, timed_out, lost;
+    atomic_bool db_ok;
+};
+
+static const tk_stmt_t claim_stmt = {
+    "worker_claim",
+    "SELECT * FROM tasker.claim_steps($1::text[], $2::text[], $3::int, $4, $5::int)", 5, false};
+static const tk_stmt_t complete_stmt = {
+    "worker_complete", "SELECT tasker.complete_step($1::uuid, $2, $3::jsonb)", 3,
+    true /* a compare-and-swap on the lease: running it twice is harmless */};
+static const tk_stmt_t heartbeat_stmt = {
+    "worker_heartbeat", "SELECT tasker.extend_step_leases($1, $2::uuid[], $3::int)", 3, true};
+
+/* --- small helpers ------------------------------------------------------------------------ */
+
+/* A PostgreSQL text-array literal {"a","b"} of `n` strings; NULL when out of memory. */
+static char *array_literal(const char *const *items, int n)
+{
+    size_t len = 3;
+    for (int i = 0; i < n; i++)
+        len += 2 * strlen(items[i]) + 3;
+    char *out = malloc(len), *p = out;
+    if (out == NULL)
+        return NULL;
+    *p++ = '{';
+    for (int i = 0; i < n; i++) {
+        if (i > 0)
+            *p++ = ',';
+        *p++ = '"';
+        for (const char *s = items[i]; *s; s++) {
+            if (*s == '"' || *s == '\\')
+                *p++ = '\\';
+            *p++ = *s;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
+
+static void wake_dispatcher(tk_worker_t *w)
+{
+    uint64_t one = 1;
+    ssize_t rc = write(w->wake_fd, &one, sizeof(one));
+    (void)rc; /* a full counter still wakes the reader */
+}
+
+static void flight_add(tk_worker_t *w, job_t *job)
+{
+    job->flight_prev = NULL;
+    job->flight_next = w->flight;
+    if (w->flight != NULL)
+        w->flight->flight_prev = job;
+    w->flight = job;
+}
+
+static void flight_remove(tk_worker_t *w, job_t *job)
+{
+    if (job->flight_prev != NULL)
+        job->flight_prev->flight_next = job->flight_next;
+    else if (w->flight == job)
+        w->flight = job->flight_next;
+    if (job->flight_next != NULL)
+        job->flight_next->flight_prev = job->flight_prev;
+    job->flight_prev = job->flight_next = NULL;
+}
+
+static void job_free(job_t *job)
+{
+    if (job == NULL)
+        return;
+    tk_step_free(job->step);
+    free(job);
+}
+
+/* --- reporting ----------------------------------------------------------------------------- */
+
+/* Send a result with tasker.complete_step, retrying connection failures until the lease would
+ * have expired anyway. Counts it as lost when the lease was gone. */
+static void report(tk_worker_t *w, const char *step_uuid, const char *result_json,
+                   const tk_log_ids_t *ids)
+{
+    const char *params[] = {step_uuid, w->worker_id, result_json};
+    int64_t give_up = tk_clock_ms() + (int64_t)w->o.lease_seconds * 1000;
+    for (int delay = 50;; delay = delay < 2000 ? delay * 2 : 2000) {
+        PGresult *res;
+        tk_error_t err;
+        int rc = tk_pool_query(w->pool, &complete_stmt, params, &res, &err);
+        if (rc == TK_OK) {
+            bool accepted = PQgetvalue(res, 0, 0)[0] == 't';
+            PQclear(res);
+            if (!accepted) {
+                atomic_fetch_add(&w->lost, 1);
+                TK_LOG_IDS(TK_LOG_WARN, "worker", ids,
+                           "result dropped: the step's lease was lost (it ran too long or was "
+                           "cancelled)");
+            }
+            return;
+        }
+        if (rc != TK_ECONN && rc != TK_ETIMEDOUT) {
+            TK_LOG_IDS(TK_LOG_ERROR, "worker", ids, "could not report the result: %s", err.message);
+            return;
+        }
+        if (tk_clock_ms() + delay > give_up) {
+            TK_LOG_IDS(TK_LOG_ERROR, "worker", ids,
+                       "could not report the result before the lease ran out: %s; the step "
+                       "will run again",
+                       err.message);
+            return;
+        }
+        tk_sleep_ms(delay);
+    }
+}
+
+/* Run one job's handler and report its outcome (unless the heartbeat thread already reported
+ * a timeout for it). Frees the job. */
+static void run_job(tk_worker_t *w, job_t *job)
+{
+    tk_step_t *step = job->step;
+    tk_log_ids_t ids = {tk_step_correlation_id(step), tk_step_task_uuid(step), tk_step_uuid(step)};
+    void *data = NULL;
+    tk_handler_fn fn = tk_handler_registry_lookup(w->o.registry, tk_step_handler_name(step), &data);
+    tk_step_mark_started(step);
+    if (fn == NULL) {
+        char msg[640];
+        snprintf(msg, sizeof(msg), "no handler \"%s\" is registered on worker %s",
+                 tk_step_handler_name(step), w->worker_id);
+        tk_step_fail_by_worker(step, "handler_not_found", msg, false);
+    } else {
+        int rc = fn(step, data);
+        if (!tk_step_has_outcome(step)) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "handler returned %d without a result", rc);
+            tk_step_fail_by_worker(step, "handler_error", msg, true);
+        }
+    }
+    tk_step_mark_finished(step);
+
+    pthread_mutex_lock(&w->lock);
+    bool abandoned = job->state == JOB_ABANDONED;
+    pthread_mutex_unlock(&w->lock);
+    if (!abandoned) {
+        char *result = tk_step_result_json(step, w->worker_id);
+        if (result != NULL) {
+            json_t *doc = json_loads(result, 0, NULL);
+            bool ok = json_is_true(json_object_get(doc, "success"));
+            double ms = json_number_value(
+                json_object_get(json_object_get(doc, "metadata"), "execution_time_ms"));
+            json_decref(doc);
+            if (ok) {
+                atomic_fetch_add(&w->succeeded, 1);
+                TK_LOG_IDS(TK_LOG_INFO, "worker", &ids, "step %s (%s) completed in %.3f ms",
+                           tk_step_name(step), tk_step_handler_name(step), ms);
+            } else {
+                atomic_fetch_add(&w->failed, 1);
+                TK_LOG_IDS(TK_LOG_WARN, "worker", &ids, "step %s (%s) failed on attempt %d",
+                           tk_step_name(step), tk_step_handler_name(step), tk_step_attempt(step));
+            }
+            report(w, job->step_uuid, result, &ids);
+            free(result);
+        } else {
+            TK_LOG_IDS(TK_LOG_ERROR, "worker", &ids, "could not encode the result: out of memory");
+        }
+    }
+
+    pthread_mutex_lock(&w->lock);
+    if (!abandoned) {
+        w->running--;
+        flight_remove(w, job);
+    }
+    pthread_mutex_unlock(&w->lock);
+    wake_dispatcher(w);
+    job_free(job);
+}
+
+static void *handler_thread(void *arg)
+{
+    tk_worker_t *w = arg;
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while (w->head == NULL && !w->stopping && w->threads <= w->target_threads)
+            pthread_cond_wait(&w->job_ready, &w->lock);
+        if (w->threads > w->target_threads || (w->head == NULL && w->stopping))
+            break;
+        job_t *job = w->head;
+        w->head = job->next;
+        if (w->head == NULL)
+            w->tail = NULL;
+        w->queued--;
+        w->running++;
+        job->state = JOB_RUNNING;
+        job->deadline_ms = tk_clock_ms() + job->timeout_ms;
+        pthread_mutex_unlock(&w->lock);
+        run_job(w, job);
+        pthread_mutex_lock(&w->lock);
+    }
+    w->threads--;
+    pthread_cond_broadcast(&w->thread_exit);
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+/* Start one more detached handler thread (lock held). */
+static int spawn_handler_thread(tk_worker_t *w)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, handler_thread, w);
+    pthread_attr_destroy(&attr);
+    if (rc != 0)
+        return TK_ESYS;
+    w->threads++;
+    return TK_OK;
+}
+
+/* --- heartbeat and timeouts --------------------------------------------------------------- */
+
+/* Fail every running job past its deadline (lock taken here). */
+static void enforce_timeouts(tk_worker_t *w)
+{
+    typedef struct expired_s {
+        char step_uuid[40];
+        int64_t timeout_ms;
+        int attempt;
+        char ids[3][40];
+    } expired_t;
+    expired_t expired[16];
+    int n = 0;
+    int64_t now = tk_clock_ms();
+
+    pthread_mutex_lock(&w->lock);
+    for (job_t *job = w->flight, *next; job != NULL && n < 16; job = next) {
+        next = job->flight_next;
+        if (job->state != JOB_RUNNING || now < job->deadline_ms)
+            continue;
+        job->state = JOB_ABANDONED;
+        w->running--;
+        flight_remove(w, job);
+        expired_t *e = &expired[n++];
+        snprintf(e->step_uuid, sizeof(e->step_uuid), "%s", job->step_uuid);
+        e->timeout_ms = job->timeout_ms;
+        e->attempt = tk_step_attempt(job->step);
+        snprintf(e->ids[0], 40, "%s", tk_step_correlation_id(job->step));
+        snprintf(e->ids[1], 40, "%s", tk_step_task_uuid(job->step));
+        snprintf(e->ids[2], 40, "%s", tk_step_uuid(job->step));
+        /* the stuck thread keeps running; keep the pool at full strength */
+        w->target_threads++;
+        if (spawn_handler_thread(w) != TK_OK)
+            w->target_threads--;
+    }
+    pthread_mutex_unlock(&w->lock);
+
+    for (int i = 0; i < n; i++) {
+        expired_t *e = &expired[i];
+        tk_log_ids_t ids = {e->ids[0], e->ids[1], e->ids[2]};
+        TK_LOG_IDS(TK_LOG_WARN, "worker", &ids, "handler exceeded its timeout of %lld ms",
+                   (long long)e->timeout_ms);
+        char result[768];
+        snprintf(result, sizeof(result),
+                 "{\"step_uuid\":\"%s\",\"success\":false,\"status\":\"failed\",\"result\":{},"
+                 "\"error\":{\"message\":\"handler exceeded its timeout of %lld ms\","
+                 "\"error_type\":\"handler_timeout\",\"retryable\":true},"
+                 "\"metadata\":{\"execution_time_ms\":%lld,\"worker_id\":\"%s\","
+                 "\"attempt\":%d,\"retryable\":true}}",
+                 e->step_uuid, (long long)e->timeout_ms, (long long)e->timeout_ms, w->worker_id,
+                 e->attempt);
+        atomic_fetch_add(&w->failed, 1);
+        atomic_fetch_add(&w->timed_out, 1);
+        report(w, e->step_uuid, result, &ids);
+        wake_dispatcher(w);
+    }
+    /* A job abandoned here is freed by its own thread when the handler returns; the surplus
+     * thread then exits (threads > target). */
+    pthread_mutex_lock(&w->lock);
+    if (n > 0)
+        w->target_threads -= n;
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Renew the lease of every claimed step in one round trip. */
+static void renew_leases(tk_worker_t *w, tk_conn_t **conn)
+{
+    size_t cap = 64, len = 0;
+    char *steps = malloc(cap);
+    if (steps == NULL)
+        return;
+    steps[len++] = '{';
+    pthread_mutex_lock(&w->lock);
+    for (job_t *job = w->flight; job != NULL; job = job->flight_next) {
+        if (len + 40 >= cap) {
+            char *bigger = realloc(steps, cap * 2);
+            if (bigger == NULL)
+                break;
+            steps = bigger;
+            cap *= 2;
+        }
+        len += (size_t)snprintf(steps + len, cap - len, "%s%s", len > 1 ? "," : "", job->step_uuid);
+    }
+    pthread_mutex_unlock(&w->lock);
+    steps[len++] = '}';
+    steps[len] = '\0';
+    if (len > 2) {
+        char lease[16];
+        snprintf(lease, sizeof(lease), "%d", w->o.lease_seconds);
+        const char *params[] = {w->worker_id, steps, lease};
+        tk_error_t err;
+        int rc = *conn ? tk_conn_run(*conn, &heartbeat_stmt, params, &err) : TK_ECONN;
+        if (rc == TK_ECONN) {
+            tk_conn_close(*conn);
+            *conn = NULL;
+            if (tk_conn_open(w->database_url, "tasker-worker-heartbeat", conn, &err) == TK_OK)
+                rc = tk_conn_run(*conn, &heartbeat_stmt, params, &err);
+        }
+        if (rc != TK_OK)
+            TK_LOG(TK_LOG_WARN, "worker", "could not renew leases: %s", err.message);
+    }
+    free(steps);
+}
+
+static void *heartbeat_thread(void *arg)
+{
+    tk_worker_t *w = arg;
+    tk_conn_t *conn = NULL;
+    tk_error_t err;
+    if (tk_conn_open(w->database_url, "tasker-worker-heartbeat", &conn, &err) != TK_OK)
+        TK_LOG(TK_LOG_WARN, "worker", "heartbeat: %s", err.message);
+    int tick = w->o.heartbeat_interval_ms < 50 ? w->o.heartbeat_interval_ms : 50;
+    int64_t next_beat = tk_clock_ms() + w->o.heartbeat_interval_ms;
+    for (;;) {
+        pthread_mutex_lock(&w->lock);
+        bool stop = w->stopping && w->flight == NULL;
+        pthread_mutex_unlock(&w->lock);
+        if (stop)
+            break;
+        enforce_timeouts(w);
+        if (tk_clock_ms() >= next_beat) {
+            renew_leases(w, &conn);
+            next_beat = tk_clock_ms() + w->o.heartbeat_interval_ms;
+        }
+        tk_sleep_ms(tick);
+    }
+    tk_conn_close(conn);
+    return NULL;
+}
+
+/* --- dispatcher ---------------------------------------------------------------------------- */
+
+/* Claim up to `want` steps and queue them. Returns the number claimed, or a negative code. */
+static int claim(tk_worker_t *w, tk_conn_t *conn, int want)
+{
+    char limit[16], lease[16];
+    snprintf(limit, sizeof(limit), "%d", want);
+    snprintf(lease, sizeof(lease), "%d", w->o.lease_seconds);
+    const char *params[] = {w->queues_array, w->handlers_array, limit, w->worker_id, lease};
+    PGresult *res;
+    tk_error_t err;
+    int rc = tk_conn_query(conn, &claim_stmt, params, &res, &err);
+    if (rc != TK_OK) {
+        if (atomic_exchange(&w->db_ok, false))
+            TK_LOG(TK_LOG_WARN, "worker", "could not claim steps: %s", err.message);
+        return rc;
+    }
+    if (!atomic_exchange(&w->db_ok, true))
+        TK_LOG(TK_LOG_INFO, "worker", "database reachable again");
+    int n = PQntuples(res);
+    for (int row = 0; row < n; row++) {
+        job_t *job = calloc(1, sizeof(*job));
+        int64_t timeout = tk_step_timeout_ms(res, row, w->o.handler_timeout_ms);
+        if (job != NULL)
+            job->step = tk_step_from_claim(res, row, tk_clock_ms() + timeout);
+        if (job == NULL || job->step == NULL) {
+            /* The lease expires and the step runs again elsewhere. */
+            TK_LOG(TK_LOG_ERROR, "worker", "could not take a claimed step: out of memory");
+            free(job);
+            continue;
+        }
+        job->timeout_ms = timeout;
+        snprintf(job->step_uuid, sizeof(job->step_uuid), "%s", tk_step_uuid(job->step));
+        tk_log_ids_t ids = {tk_step_correlation_id(job->step), tk_step_task_uuid(job->step),
+                            job->step_uuid};
+        TK_LOG_IDS(TK_LOG_DEBUG, "worker", &ids, "claimed step %s (%s), attempt %d",
+                   tk_step_name(job->step), tk_step_handler_name(job->step),
+                   tk_step_attempt(job->step));
+        atomic_fetch_add(&w->claimed, 1);
+        pthread_mutex_lock(&w->lock);
+        job->state = JOB_QUEUED;
+        if (w->tail != NULL)
+            w->tail->next = job;
+        else
+            w->head = job;
+        w->tail = job;
+        w->queued++;
+        flight_add(w, job);
+        pthread_cond_signal(&w->job_ready);
+        pthread_mutex_unlock(&w->lock);
+    }
+    PQclear(res);
+    return n;
+}
+
+/* Sleep until a notification, a finished job or the timeout. */
+static void wait_for_work(tk_worker_t *w, tk_mq_listener_t *listener, int timeout_ms)
+{
+    struct pollfd fds[2] = {{.fd = w->wake_fd, .events = POLLIN}, {.fd = -1, .events = POLLIN}};
+    int nfds = 1;
+    tk_mq_event_t ev;
+    tk_error_t err;
+    if (listener != NULL) {
+        /* events may already be buffered inside the listener */
+        if (tk_mq_listener_wait(listener, 0, &ev, &err) == TK_OK)
+            return;
+        fds[1].fd = tk_mq_listener_fd(listener);
+        if (fds[1].fd < 0) {
+            /* disconnected: let the listener reconnect within our timeout */
+            tk_mq_listener_wait(listener, timeout_ms < 1000 ? timeout_ms : 1000, &ev, &err);
+            return;
+        }
+        nfds = 2;
+    }
+    int rc = poll(fds, (nfds_t)nfds, timeout_ms);
+    if (rc > 0 && (fds[0].revents & POLLIN)) {
+        uint64_t count;
+        ssize_t got = read(w->wake_fd, &count, sizeof(count));
+        (void)got;
+    }
+    if (listener != NULL)
+        while (tk_mq_listener_wait(listener, 0, &ev, &err) == TK_OK)
+            ; /* drain: one claim serves them all */
+}
+
+static void *dispatcher_thread(void *arg)
+{
+    tk_worker_t *w = arg;
+    tk_conn_t *conn = NULL;
+    tk_mq_listener_t *listener = NULL;
+    tk_error_t err;
+    int backoff_ms = 100;
+
+    for (;;) {
+        pthread_mutex_lock(&w->lock);
+        bool stop = w->stopping;
+        int capacity = w->o.max_concurrent - (w->queued + w->running);
+        pthread_mutex_unlock(&w->lock);
+        if (stop)
+            break;
+
+        if (conn == NULL && tk_conn_open(w->database_url, "tasker-worker", &conn, &err) != TK_OK) {
+            if (atomic_exchange(&w->db_ok, false))
+                TK_LOG(TK_LOG_WARN, "worker", "%s", err.message);
+            wait_for_work(w, NULL, backoff_ms);
+            backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
+            continue;
+        }
+        if (listener == NULL && w->o.mode != TK_DELIVERY_POLLING) {
+            if (tk_mq_listener_open(w->database_url, &listener, &err) == TK_OK) {
+                for (int i = 0; i < w->o.nnamespaces; i++)
+                    tk_mq_listener_subscribe(listener, w->namespaces[i], &err);
+            }
+        }
+
+        if (capacity > 0) {
+            int want = capacity < w->o.batch_size ? capacity : w->o.batch_size;
+            int got = claim(w, conn, want);
+            if (got == TK_ECONN) {
+                tk_conn_close(conn);
+                conn = NULL;
+                wait_for_work(w, NULL, backoff_ms);
+                backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
+                continue;
+            }
+            backoff_ms = 100;
+            if (got == want)
+                continue; /* there may be more waiting */
+        }
+        int timeout = w->o.poll_interval_ms;
+        if (w->o.mode == TK_DELIVERY_EVENT_DRIVEN && listener != NULL)
+            timeout = 60000; /* only a safety net: notifications drive this mode */
+        wait_for_work(w, listener, capacity > 0 ? timeout : 1000);
+    }
+    tk_mq_listener_close(listener);
+    tk_conn_close(conn);
+    return NULL;
+}
+
+/* --- lifecycle ----------------------------------------------------------------------------- */
+
+static void worker_free(tk_worker_t *w)
+{
+    if (w == NULL)
+        return;
+    tk_pool_close(w->pool);
+    if (w->wake_fd >= 0)
+        close(w->wake_fd);
+    for (int i = 0; i < w->o.nnamespaces; i++)
+        free(w->namespaces ? w->namespaces[i] : NULL);
+    free(w->namespaces);
+    free(w->queues_array);
+    free(w->handlers_array);
+    free(w->database_url);
+    free(w->worker_id);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->job_ready);
+    pthread_cond_destroy(&w->thread_exit);
+    free(w);
+}
+
+static int check_opts(const tk_worker_opts_t *o, tk_error_t *err)
+{
+    if (o->registry == NULL || tk_handler_registry_count(o->registry) == 0)
+        return tk_error_set(err, TK_EINVAL, "cannot start worker: no handlers registered");
+    if (o->nnamespaces < 1)
+        return tk_error_set(err, TK_EINVAL,
+                            "cannot start worker: no namespaces to serve (load templates or name "
+                            "a namespace)");
+    if (o->worker_id == NULL || o->worker_id[0] == '\0')
+        return tk_error_set(err, TK_EINVAL, "cannot start worker: empty worker id");
+    if (o->max_concurrent < 1 || o->batch_size < 1 || o->lease_seconds < 1 ||
+        o->poll_interval_ms < 1 || o->handler_timeout_ms < 1 || o->heartbeat_interval_ms < 1)
+        return tk_error_set(err, TK_EINVAL,
+                            "cannot start worker: sizes and intervals must be "
+                            "positive");
+    if ((int64_t)o->heartbeat_interval_ms >= (int64_t)o->lease_seconds * 1000)
+        return tk_error_set(err, TK_EINVAL,
+                            "cannot start worker: heartbeat interval (%d ms) must be shorter than "
+                            "the lease (%d s)",
+                            o->heartbeat_interval_ms, o->lease_seconds);
+    return TK_OK;
+}
+
+int tk_worker_start(const tk_worker_opts_t *opts, tk_worker_t **out, tk_error_t *err)
+{
+    *out = NULL;
+    int rc = check_opts(opts, err);
+    if (rc != TK_OK)
+        return rc;
+    tk_worker_t *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return tk_error_set(err, TK_ENOMEM, "cannot start worker: out of memory");
+    w->o = *opts;
+    w->wake_fd = -1;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->job_ready, NULL);
+    pthread_cond_init(&w->thread_exit, NULL);
+    w->database_url = strdup(opts->database_url ? opts->database_url : "");
+    w->worker_id = strdup(opts->worker_id);
+    w->namespaces = calloc((size_t)opts->nnamespaces, sizeof(char *));
+    char **queues = calloc((size_t)opts->nnamespaces, sizeof(char *));
+    int nhandlers = tk_handler_registry_count(opts->registry);
+    const char **handlers = calloc((size_t)nhandlers, sizeof(char *));
+    bool ok = w->database_url && w->worker_id && w->namespaces && queues && handlers;
+    for (int i = 0; ok && i < opts->nnamespaces; i++) {
+        w->namespaces[i] = strdup(opts->namespaces[i]);
+        ok = w->namespaces[i] != NULL &&
+             asprintf(&queues[i], "worker_%s_queue", opts->namespaces[i]) >= 0;
+    }
+    for (int i = 0; ok && i < nhandlers; i++)
+        handlers[i] = tk_handler_registry_name(opts->registry, i);
+    if (ok) {
+        w->queues_array = array_literal((const char *const *)queues, opts->nnamespaces);
+        w->handlers_array = array_literal(handlers, nhandlers);
+        ok = w->queues_array && w->handlers_array;
+    }
+    for (int i = 0; queues && i < opts->nnamespaces; i++)
+        free(queues[i]);
+    free(queues);
+    free(handlers);
+    if (!ok) {
+        worker_free(w);
+        return tk_error_set(err, TK_ENOMEM, "cannot start worker: out of memory");
+    }
+    w->o.database_url = w->database_url;
+    w->o.worker_id = w->worker_id;
+    w->o.namespaces = (const char *const *)w->namespaces;
+
+    rc = tk_pool_open(w->database_url, "tasker-worker", opts->max_concurrent + 1, &w->pool, err);
+    if (rc != TK_OK) {
+        worker_free(w);
+        return rc;
+    }
+    w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (w->wake_fd < 0) {
+        rc = tk_error_set(err, TK_ESYS, "cannot start worker: eventfd: %s", strerror(errno));
+        worker_free(w);
+        return rc;
+    }
+    atomic_store(&w->db_ok, true);
+
+    pthread_mutex_lock(&w->lock);
+    w->target_threads = opts->max_concurrent;
+    for (int i = 0; i < opts->max_concurrent && rc == TK_OK; i++)
+        rc = spawn_handler_thread(w);
+    pthread_mutex_unlock(&w->lock);
+    if (rc == TK_OK && pthread_create(&w->heartbeat, NULL, heartbeat_thread, w) == 0)
+        w->heartbeat_started = true;
+    if (rc == TK_OK && w->heartbeat_started &&
+        pthread_create(&w->dispatcher, NULL, dispatcher_thread, w) == 0)
+        w->dispatcher_started = true;
+    if (!w->dispatcher_started) {
+        tk_worker_stop(w, 0);
+        return tk_error_set(err, TK_ESYS, "cannot start worker: could not create threads");
+    }
+    TK_LOG(TK_LOG_INFO, "worker",
+           "worker %s serving %d namespace%s with %d handler%s, %d at a time", w->worker_id,
+           opts->nnamespaces, opts->nnamespaces == 1 ? "" : "s", nhandlers,
+           nhandlers == 1 ? "" : "s", opts->max_concurrent);
+    *out = w;
+    return TK_OK;
+}
+
+bool tk_worker_stop(tk_worker_t *w, int grace_ms)
+{
+    if (w == NULL)
+        return true;
+    pthread_mutex_lock(&w->lock);
+    w->stopping = true;
+    pthread_cond_broadcast(&w->job_ready);
+    pthread_mutex_unlock(&w->lock);
+    wake_dispatcher(w);
+    if (w->dispatcher_started)
+        pthread_join(w->dispatcher, NULL);
+
+    /* Let queued and running handlers finish and report. */
+    int64_t deadline = tk_clock_ms() + (grace_ms > 0 ? grace_ms : 0);
+    pthread_mutex_lock(&w->lock);
+    while (w->threads > 0 && tk_clock_ms() < deadline) {
+        pthread_mutex_unlock(&w->lock);
+        tk_sleep_ms(10);
+        pthread_mutex_lock(&w->lock);
+    }
+    int left = w->threads;
+    pthread_mutex_unlock(&w->lock);
+    if (w->heartbeat_started) {
+        pthread_mutex_lock(&w->lock);
+        /* the heartbeat thread exits once nothing is in flight; abandon the rest */
+        for (job_t *job = w->flight; job != NULL; job = job->flight_next)
+            job->state = JOB_ABANDONED;
+        w->flight = NULL;
+        pthread_mutex_unlock(&w->lock);
+        pthread_join(w->heartbeat, NULL);
+    }
+    if (left > 0) {
+        /* Handler threads still run user code that references the worker: leave it allocated
+         * (the process is exiting); their steps' leases expire and run elsewhere. */
+        TK_LOG(TK_LOG_WARN, "worker",
+               "%d handler%s still running after %d ms; their steps will run again elsewhere", left,
+               left == 1 ? "" : "s", grace_ms);
+        return false;
+    }
+    TK_LOG(TK_LOG_INFO, "worker", "worker %s stopped", w->worker_id);
+    worker_free(w);
+    return true;
+}
+
+void tk_worker_stats(tk_worker_t *w, tk_worker_stats_t *out)
+{
+    out->claimed = atomic_load(&w->claimed);
+    out->succeeded = atomic_load(&w->succeeded);
+    out->failed = atomic_load(&w->failed);
+    out->timed_out = atomic_load(&w->timed_out);
+    out->lost = atomic_load(&w->lost);
+    out->database_ok = atomic_load(&w->db_ok);
+    pthread_mutex_lock(&w->lock);
+    out->in_flight = w->queued + w->running;
+    pthread_mutex_unlock(&w->lock);
+}
