@@ -30,6 +30,11 @@
  * step nor the JSON values it lends may be kept afterwards (json_incref/json_deep_copy what
  * you need to keep).
  *
+ * Numbers: JSON integers that do not fit in 64 bits are valid (PostgreSQL keeps them
+ * exactly). When the context, the config or the dependency results contain one, every
+ * integer of that document is handed over as a real (jansson cannot hold the big one as an
+ * integer), so read numbers with json_number_value() unless you control their size.
+ *
  * Timeouts: a handler that runs longer than the worker's handler_timeout_ms (or the step's
  * timeout_seconds) is reported as failed with error_type "handler_timeout" (retryable); when
  * it finally returns, its result is ignored. C cannot stop a running thread: long handlers

@@ -80,6 +80,7 @@ int tk_cli_wait_stop(const sigset_t *set);
 int tk_cmd_db(int argc, char **argv);
 int tk_cmd_dev(int argc, char **argv);
 int tk_cmd_template(int argc, char **argv);
+int tk_cmd_task(int argc, char **argv);
 int tk_cmd_server(int argc, char **argv);
 int tk_cmd_worker(int argc, char **argv);
 

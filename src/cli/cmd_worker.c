@@ -42,6 +42,7 @@ int tk_cmd_worker(int argc, char **argv)
         {"plugin", required_argument, NULL, 'P'},
         {"namespace", required_argument, NULL, 'n'},
         {"port", required_argument, NULL, 'p'},
+        {"bind", required_argument, NULL, 'b'},
         {"id", required_argument, NULL, 'i'},
         {"max-concurrent", required_argument, NULL, 'C'},
         {"set", required_argument, NULL, 's'},
@@ -80,6 +81,9 @@ int tk_cmd_worker(int argc, char **argv)
             break;
         case 'p':
             ok = tk_cli_sets_add(&sets, "worker.port", optarg);
+            break;
+        case 'b':
+            ok = tk_cli_sets_add(&sets, "worker.bind", optarg);
             break;
         case 'i':
             ok = tk_cli_sets_add(&sets, "worker.id", optarg);

@@ -13,6 +13,7 @@
 #include "cli/demo.h"
 #include "cli/http_client.h"
 #include "common/clock.h"
+#include "common/json_util.h"
 #include "common/uuid.h"
 
 #define WAIT_MS 30000
@@ -31,7 +32,7 @@ static void demo_settings(const char *base_url, const char *ns, const char *name
     *expect = "complete";
     if (tk_http_request(base_url, "GET", path, NULL, 5000, &reply, &err) == TK_OK &&
         reply.status == 200) {
-        *holder = json_loads(reply.body, 0, NULL);
+        *holder = tk_json_parse(reply.body, reply.len);
         json_t *demo = json_object_get(
             json_object_get(json_object_get(*holder, "configuration"), "metadata"), "demo");
         if (json_is_object(json_object_get(demo, "context")))
@@ -52,7 +53,7 @@ int tk_demo_run(const char *base_url, FILE *out)
         fprintf(out, "demo: %s\n", err.message);
         return -1;
     }
-    json_t *list = json_loads(reply.body, 0, NULL);
+    json_t *list = tk_json_parse(reply.body, reply.len);
     tk_http_reply_free(&reply);
     json_t *templates = json_object_get(list, "templates");
     if (json_array_size(templates) == 0) {
@@ -101,7 +102,7 @@ int tk_demo_run(const char *base_url, FILE *out)
                     rc != TK_OK ? err.message : tk_http_error_message(reply.body));
             failures++;
         } else {
-            json_t *task = json_loads(reply.body, 0, NULL);
+            json_t *task = tk_json_parse(reply.body, reply.len);
             const char *state = json_string_value(json_object_get(task, "status"));
             char steps[32];
             snprintf(steps, sizeof(steps), "%lld/%lld",

@@ -89,6 +89,28 @@ void tk_http_reply_free(tk_http_reply_t *reply)
     reply->len = 0;
 }
 
+char *tk_http_escape(const char *text)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(text);
+    char *out = malloc(n * 3 + 1);
+    if (out == NULL)
+        return NULL;
+    char *o = out;
+    for (const unsigned char *p = (const unsigned char *)text; *p != '\0'; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 const char *tk_http_error_message(const char *body)
 {
     static _Thread_local char buf[1024];

@@ -24,6 +24,10 @@ int tk_http_request(const char *base_url, const char *method, const char *path,
 
 void tk_http_reply_free(tk_http_reply_t *reply);
 
+/* `text` percent-encoded for a URL query value (RFC 3986 unreserved characters kept).
+ * Returns a malloc'd string, or NULL when out of memory. */
+char *tk_http_escape(const char *text);
+
 /* The message of Tasker's error envelope in `body`, or the body itself (static buffer). */
 const char *tk_http_error_message(const char *body);
 

@@ -25,6 +25,7 @@ static const tk_cli_command_t commands[] = {
     {"server", "run the orchestration server (REST API, result processing, sweeper)",
      tk_cmd_server},
     {"template", "check and list task templates (YAML workflow definitions)", tk_cmd_template},
+    {"task", "create, inspect and cancel tasks through the REST API", tk_cmd_task},
     {"worker", "run a worker: claim steps and run their handlers", tk_cmd_worker},
     {"version", "print the version", cmd_version},
 };

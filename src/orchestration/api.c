@@ -11,9 +11,11 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/json_util.h"
 #include "common/parse.h"
 #include "common/uuid.h"
 #include "orchestration/api.h"
+#include "tasker/state.h"
 #include "tasker/log.h"
 
 #define POOL_WAIT_MS 5000
@@ -208,17 +210,20 @@ static void send_task(tk_http_request_t *req, const char *task_uuid, int wait_ms
 
 /* --- /v1/tasks ------------------------------------------------------------------------------ */
 
-/* Check a TaskRequest and return it re-encoded, or respond 400 and return NULL. */
-static char *validated_task_request(tk_http_request_t *req)
+/* Check a TaskRequest. True when it is valid (the body then goes to SQL as sent, so numbers
+ * keep their exact text); otherwise responds 400 and returns false. */
+static bool valid_task_request(tk_http_request_t *req)
 {
     size_t len;
     const char *body = tk_http_body(req, &len);
     json_error_t jerr;
     json_t *doc = json_loadb(body, len, 0, &jerr);
+    if (doc == NULL && json_error_code(&jerr) == json_error_numeric_overflow)
+        doc = json_loadb(body, len, JSON_DECODE_INT_AS_REAL, &jerr);
     if (doc == NULL) {
         tk_http_respond_error(req, 400, "JSON_ERROR", "malformed JSON at line %d column %d: %s",
                               jerr.line, jerr.column, jerr.text);
-        return NULL;
+        return false;
     }
     const char *problem = NULL;
     static const char *const required[] = {"name", "namespace", "version"};
@@ -264,16 +269,12 @@ static char *validated_task_request(tk_http_request_t *req)
             snprintf(msg, sizeof(msg), "\"%s\" must be a string of at most %d characters", texts[i],
                      i == 2 ? 500 : 255);
     }
+    json_decref(doc);
     if (msg[0] != '\0') {
         tk_http_respond_error(req, 400, "BAD_REQUEST", "%s", msg);
-        json_decref(doc);
-        return NULL;
+        return false;
     }
-    char *text = json_dumps(doc, JSON_COMPACT);
-    json_decref(doc);
-    if (text == NULL)
-        tk_http_respond_error(req, 500, "INTERNAL_ERROR", "out of memory");
-    return text;
+    return true;
 }
 
 static void create_task(tk_http_request_t *req)
@@ -281,15 +282,13 @@ static void create_task(tk_http_request_t *req)
     int wait_ms;
     if (!int_query(req, "wait_ms", 0, api_of(req)->max_wait_ms, 0, &wait_ms))
         return;
-    char *body = validated_task_request(req);
-    if (body == NULL)
+    if (!valid_task_request(req))
         return;
-    const char *params[] = {body};
+    const char *params[] = {tk_http_body(req, NULL)};
     PGresult *res = query(req, &create_stmt, params);
-    free(body);
     if (res == NULL)
         return;
-    json_t *task = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    json_t *task = tk_json_parse(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
     const char *uuid = json_string_value(json_object_get(task, "task_uuid"));
     const char *correlation = json_string_value(json_object_get(task, "correlation_id"));
     tk_log_ids_t ids = {correlation, uuid, NULL};
@@ -316,8 +315,13 @@ static void list_tasks(tk_http_request_t *req)
         !int_query(req, "per_page", 1, 100, 25, &per_page))
         return;
     const char *status = tk_http_query(req, "status");
+    tk_task_state_t state;
     if (status != NULL && status[0] == '\0')
         status = NULL;
+    if (status != NULL && tk_task_state_parse(status, &state) != TK_OK) {
+        tk_http_respond_error(req, 400, "BAD_REQUEST", "unknown task status \"%.64s\"", status);
+        return;
+    }
     char page_s[16], per_page_s[16];
     snprintf(page_s, sizeof(page_s), "%d", page);
     snprintf(per_page_s, sizeof(per_page_s), "%d", per_page);

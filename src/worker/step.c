@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "common/clock.h"
+#include "common/json_util.h"
 #include "common/parse.h"
 #include "worker/step.h"
 
@@ -42,7 +43,7 @@ static json_t *json_column(const PGresult *res, int row, const char *name, json_
     if (col < 0 || PQgetisnull(res, row, col))
         return fallback;
     json_decref(fallback);
-    return json_loads(PQgetvalue(res, row, col), JSON_DECODE_ANY, NULL);
+    return tk_json_parse(PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
 }
 
 static int int_column(const PGresult *res, int row, const char *name, int fallback)
@@ -109,7 +110,8 @@ int64_t tk_step_timeout_ms(const PGresult *res, int row, int64_t fallback_ms)
 {
     int col = PQfnumber(res, "config");
     if (col >= 0 && !PQgetisnull(res, row, col)) {
-        json_t *config = json_loads(PQgetvalue(res, row, col), 0, NULL);
+        json_t *config =
+            tk_json_parse(PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
         json_t *ms = json_object_get(config, "timeout_ms");
         int64_t v = json_is_integer(ms) ? json_integer_value(ms) : 0;
         json_decref(config);
@@ -250,6 +252,16 @@ void tk_step_mark_started(tk_step_t *s)
 void tk_step_mark_finished(tk_step_t *s)
 {
     s->finished_us = tk_clock_us();
+}
+
+bool tk_step_succeeded(const tk_step_t *s)
+{
+    return s->done && s->success;
+}
+
+double tk_step_execution_ms(const tk_step_t *s)
+{
+    return s->finished_us > s->started_us ? (double)(s->finished_us - s->started_us) / 1000.0 : 0.0;
 }
 
 void tk_step_log(const tk_step_t *s, tk_log_level_t level, const char *fmt, ...)

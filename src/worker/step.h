@@ -28,6 +28,10 @@ void tk_step_fail_by_worker(tk_step_t *step, const char *error_type, const char 
 void tk_step_mark_started(tk_step_t *step);
 void tk_step_mark_finished(tk_step_t *step);
 
+/* Whether the outcome is a success, and how long the handler ran (after mark_finished). */
+bool tk_step_succeeded(const tk_step_t *step);
+double tk_step_execution_ms(const tk_step_t *step);
+
 /* The StepExecutionResult JSON text for complete_step (caller frees with free()):
  * {step_uuid, success, status, result, metadata{execution_time_ms, started_at, completed_at,
  * worker_id, attempt, retryable}, error{message, error_type, retryable,

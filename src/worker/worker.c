@@ -212,15 +212,11 @@ static void run_job(tk_worker_t *w, job_t *job)
     if (!abandoned) {
         char *result = tk_step_result_json(step, w->worker_id);
         if (result != NULL) {
-            json_t *doc = json_loads(result, 0, NULL);
-            bool ok = json_is_true(json_object_get(doc, "success"));
-            double ms = json_number_value(
-                json_object_get(json_object_get(doc, "metadata"), "execution_time_ms"));
-            json_decref(doc);
-            if (ok) {
+            if (tk_step_succeeded(step)) {
                 atomic_fetch_add(&w->succeeded, 1);
                 TK_LOG_IDS(TK_LOG_INFO, "worker", &ids, "step %s (%s) completed in %.3f ms",
-                           tk_step_name(step), tk_step_handler_name(step), ms);
+                           tk_step_name(step), tk_step_handler_name(step),
+                           tk_step_execution_ms(step));
             } else {
                 atomic_fetch_add(&w->failed, 1);
                 TK_LOG_IDS(TK_LOG_WARN, "worker", &ids, "step %s (%s) failed on attempt %d",
@@ -442,7 +438,9 @@ static int claim(tk_worker_t *w, tk_conn_t *conn, int want)
             job->step = tk_step_from_claim(res, row, tk_clock_ms() + timeout);
         if (job == NULL || job->step == NULL) {
             /* The lease expires and the step runs again elsewhere. */
-            TK_LOG(TK_LOG_ERROR, "worker", "could not take a claimed step: out of memory");
+            TK_LOG(TK_LOG_ERROR, "worker",
+                   "could not take claimed step %s: out of memory or undecodable JSON",
+                   PQgetvalue(res, row, PQfnumber(res, "step_uuid")));
             free(job);
             continue;
         }

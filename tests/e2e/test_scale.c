@@ -1,0 +1,109 @@
+/*
+ * test_scale.c - two orchestration servers and two workers on one database run 200 linear
+ * tasks (800 steps) submitted to both servers at once: every task completes, every step is
+ * claimed exactly once and completed exactly once, both workers and both servers took part.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "e2e.h"
+#include "harness.h"
+
+#define TASKS 200
+
+static char uuids[TASKS][40];
+
+typedef struct submitter_s {
+    pthread_t thread;
+    int port;
+    int first; /* submits tasks first, first + 2, ... */
+} submitter_t;
+
+static void *submit(void *arg)
+{
+    submitter_t *s = arg;
+    for (int i = s->first; i < TASKS; i += 2) {
+        char context[64];
+        snprintf(context, sizeof(context), "{\"even_number\": 2, \"n\": %d}", i);
+        json_t *t =
+            e2e_create_task(s->port, "linear_workflow", "mathematical_sequence", context, 0, 201);
+        snprintf(uuids[i], sizeof(uuids[i]), "%s",
+                 json_string_value(json_object_get(t, "task_uuid")));
+        json_decref(t);
+    }
+    return NULL;
+}
+
+static void test_two_servers_two_workers(void **state)
+{
+    (void)state;
+    char *db_url = tk_test_db_create("e2e_scale");
+    e2e_proc_t servers[2] = {e2e_start_server(db_url, "server-a", NULL),
+                             e2e_start_server(db_url, "server-b", NULL)};
+    const char *templates = e2e_source_path("examples/templates");
+    e2e_proc_t workers[2] = {e2e_start_worker(db_url, templates, "worker-a", NULL),
+                             e2e_start_worker(db_url, templates, "worker-b", NULL)};
+
+    submitter_t subs[2] = {{.port = servers[0].port, .first = 0},
+                           {.port = servers[1].port, .first = 1}};
+    for (int i = 0; i < 2; i++)
+        pthread_create(&subs[i].thread, NULL, submit, &subs[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(subs[i].thread, NULL);
+
+    for (int i = 0; i < TASKS; i++) {
+        json_t *t = e2e_get_task(servers[i % 2].port, uuids[i], 60000);
+        const char *status = json_string_value(json_object_get(t, "status"));
+        if (status == NULL || strcmp(status, "complete") != 0)
+            fail_msg("task %d ended %s", i, status ? status : "?");
+        json_decref(t);
+    }
+
+    PGconn *pg = tk_test_connect(db_url);
+    assert_int_equal(tk_test_count(pg, "SELECT count(*) FROM tasks WHERE state = 'complete'"),
+                     TASKS);
+    assert_int_equal(tk_test_count(pg, "SELECT count(*) FROM workflow_steps"), TASKS * 4);
+    /* each step claimed once, completed once, on its first attempt */
+    assert_int_equal(tk_test_count(pg, "SELECT count(*) FROM workflow_steps WHERE attempts <> 1"),
+                     0);
+    assert_int_equal(tk_test_count(pg, "SELECT count(*) FROM (SELECT workflow_step_uuid FROM "
+                                       "workflow_step_transitions WHERE event = 'start' GROUP BY "
+                                       "1 HAVING count(*) <> 1) x"),
+                     0);
+    assert_int_equal(tk_test_count(pg, "SELECT count(*) FROM workflow_step_transitions WHERE "
+                                       "to_state = 'complete'"),
+                     TASKS * 4);
+    assert_int_equal(tk_test_count(pg, "SELECT count(*) FROM tasker_mq.messages"), 0);
+    /* both workers ran steps */
+    assert_int_equal(tk_test_count(pg, "SELECT count(DISTINCT metadata->>'worker_id') FROM "
+                                       "workflow_step_transitions WHERE event = 'start'"),
+                     2);
+    /* the linear result is right everywhere: 2 -> 4 -> 16 -> 256 -> 65536 */
+    assert_int_equal(tk_test_count(pg, "SELECT count(*) FROM workflow_steps ws JOIN named_steps n "
+                                       "USING (named_step_uuid) WHERE n.name = 'linear_step_4' "
+                                       "AND (results->'result'->>'value')::bigint = 65536"),
+                     TASKS);
+    PQfinish(pg);
+
+    for (int i = 0; i < 2; i++)
+        e2e_stop(&workers[i]);
+    for (int i = 0; i < 2; i++)
+        e2e_stop(&servers[i]);
+    free(db_url);
+}
+
+int main(void)
+{
+    e2e_init("scale");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_two_servers_two_workers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
