@@ -65,8 +65,16 @@ typedef struct tk_handler_registry_s tk_handler_registry_t;
  * without either fails the step with error_type "handler_error" (retryable). */
 typedef int (*tk_handler_fn)(tk_step_t *step, void *user_data);
 
+/* Mark a plugin's entry point (and tasker_plugin_abi_version) for export from the .so. */
+#define TK_PLUGIN_EXPORT __attribute__((visibility("default")))
+
 /* The entry point a plugin exports under the name "tasker_plugin_register". */
 typedef int (*tk_plugin_register_fn)(tk_handler_registry_t *registry);
+
+/* Defined by plugins, not by libtasker: the registration function and (optionally) the ABI
+ * version the plugin was built against. Declared here so plugins get their prototypes. */
+TK_PLUGIN_EXPORT int tasker_plugin_register(tk_handler_registry_t *registry);
+TK_PLUGIN_EXPORT extern const int tasker_plugin_abi_version;
 
 /* Register `fn` under `callable` (e.g. "payments.charge"); user_data is passed to every
  * call. TK_OK, TK_EINVAL (empty name or NULL fn) or TK_ECONFLICT (name already taken). */
