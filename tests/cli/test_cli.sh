@@ -79,6 +79,25 @@ expect "db stop" 0 "PostgreSQL stopped" -- "$T" db stop --data-dir "$dir/pg"
 expect "db stop again" 1 "no PostgreSQL server is running" -- "$T" db stop --data-dir "$dir/pg"
 expect "dev --exit" 0 "tasker dev is running" -- "$T" dev --exit --port 0 --data-dir "$dir/pg"
 expect "db url after dev exits" 1 "no PostgreSQL server is running" -- "$T" db url --data-dir "$dir/pg"
+
+# The demo runs every example and exits 0 when all end as expected (make run uses it).
+src=$(cd "$(dirname "$0")/../.." && pwd)
+expect "dev --demo --exit" 0 "All workflows ended as expected" -- \
+    "$T" dev --demo --exit --port 0 --data-dir "$dir/pg" --templates "$src/examples/templates"
+grep -q "linear_workflow/mathematical_sequence *complete *4/4" "$out" &&
+    echo "ok - demo table lists the linear workflow" ||
+    { echo "not ok - demo table"; cat "$out"; failures=$((failures + 1)); }
+
+# Ctrl-C stops tasker dev cleanly, database included.
+"$T" dev --port 0 --data-dir "$dir/pg" >"$out" 2>"$err" &
+dev_pid=$!
+for i in $(seq 1 100); do grep -q "Press Ctrl-C" "$out" && break; sleep 0.1; done
+kill -INT "$dev_pid"
+wait "$dev_pid"
+rc=$?
+if [ "$rc" -eq 0 ] && grep -q "stopping" "$out"; then echo "ok - dev stops on SIGINT"; else
+    echo "not ok - dev stops on SIGINT (exit $rc)"; cat "$out" "$err"; failures=$((failures + 1)); fi
+expect "database stopped with dev" 1 "no PostgreSQL server is running" -- "$T" db url --data-dir "$dir/pg"
 rm -rf "$dir" 2>/dev/null || true
 
 if [ "$failures" -eq 0 ]; then
