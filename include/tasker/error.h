@@ -33,7 +33,8 @@ extern "C" {
     X(EIO, -10, "input/output error")                                                              \
     X(ESCHEMA, -11, "database schema version not supported")                                       \
     X(ESYS, -12, "system call failed")                                                             \
-    X(EPARSE, -13, "could not parse input")
+    X(EPARSE, -13, "could not parse input")                                                        \
+    X(ESHUTDOWN, -14, "shutting down")
 
 typedef enum {
 #define TK_ERRNO_ENUM(name, value, desc) TK_##name = value,

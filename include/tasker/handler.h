@@ -131,6 +131,24 @@ TK_API int tk_step_fail(tk_step_t *step, const char *error_type, const char *mes
  * Retry-After); capped by the server's backoff.max_seconds. */
 TK_API void tk_step_set_retry_after(tk_step_t *step, double seconds);
 
+/* --- The same as JSON text, for language bindings (Ruby, Python) that parse with their own
+ * JSON library. Strings are owned by the step (encoded on first use). --- */
+
+TK_API const char *tk_step_context_json(tk_step_t *step);
+TK_API const char *tk_step_config_json(tk_step_t *step);
+TK_API const char *tk_step_dependencies_json(tk_step_t *step);
+TK_API const char *tk_step_parents_json(tk_step_t *step);
+
+/* Succeed with a result given as JSON text (any JSON value). TK_EINVAL when the text is not
+ * JSON (the step is then left without an outcome) or an outcome was already set. */
+TK_API int tk_step_succeed_json(tk_step_t *step, const char *json);
+
+/* Attach to the outcome: `custom` metadata (a JSON object as text, stored in
+ * metadata.custom) and, after a failure, a backtrace (a JSON array of strings, stored in
+ * error.backtrace). TK_EINVAL when the text is not the right kind of JSON. */
+TK_API int tk_step_set_metadata_json(tk_step_t *step, const char *json_object);
+TK_API int tk_step_set_backtrace_json(tk_step_t *step, const char *json_array);
+
 /* Log a line about this step: it carries the step's correlation_id, task_uuid and
  * step_uuid, and component "handler". */
 TK_API void tk_step_log(const tk_step_t *step, tk_log_level_t level, const char *fmt, ...)

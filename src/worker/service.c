@@ -136,6 +136,14 @@ static const tk_http_route_t routes[] = {
 int tk_worker_service_start(const tk_config_t *cfg, const char *const *extra_namespaces, int nextra,
                             bool serve_health, tk_worker_service_t **out, tk_error_t *err)
 {
+    return tk_worker_service_start_with(cfg, extra_namespaces, nextra, serve_health, NULL, NULL,
+                                        out, err);
+}
+
+int tk_worker_service_start_with(const tk_config_t *cfg, const char *const *extra_namespaces,
+                                 int nextra, bool serve_health, tk_worker_setup_fn setup,
+                                 void *setup_arg, tk_worker_service_t **out, tk_error_t *err)
+{
     *out = NULL;
     tk_worker_service_t *s = calloc(1, sizeof(*s));
     if (s == NULL || (s->worker_id = strdup(cfg->worker.id)) == NULL ||
@@ -147,6 +155,12 @@ int tk_worker_service_start(const tk_config_t *cfg, const char *const *extra_nam
     int rc = tk_builtins_register(s->registry);
     for (size_t i = 0; rc == TK_OK && i < cfg->worker.plugins.count; i++)
         rc = tk_handler_registry_load_plugin(s->registry, cfg->worker.plugins.items[i], err);
+    if (rc == TK_OK && setup != NULL) {
+        rc = setup(s->registry, setup_arg);
+        if (rc != TK_OK)
+            tk_error_set(err, rc, "cannot start worker: registering host handlers failed: %s",
+                         tk_strerror(rc));
+    }
     if (rc == TK_OK)
         rc = load_templates(cfg->worker.templates, &s->templates, err);
     if (rc == TK_OK)

@@ -9,8 +9,13 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "tasker/handler.h"
 
 typedef struct tk_worker_service_s tk_worker_service_t;
+
+/* Called with the registry before the worker starts, to register more handlers (language
+ * bindings). Returns TK_OK or an error code. */
+typedef int (*tk_worker_setup_fn)(tk_handler_registry_t *registry, void *arg);
 
 /* Start from `cfg` (database.*, worker.*). Templates come from cfg->worker.templates (a file
  * or a directory, registered in the database); the worker serves their namespaces plus
@@ -19,6 +24,11 @@ typedef struct tk_worker_service_s tk_worker_service_t;
  * Errors name the template file or plugin at fault. */
 int tk_worker_service_start(const tk_config_t *cfg, const char *const *extra_namespaces, int nextra,
                             bool serve_health, tk_worker_service_t **out, tk_error_t *err);
+
+/* The same, calling setup(registry, arg) after the built-ins and plugins are registered. */
+int tk_worker_service_start_with(const tk_config_t *cfg, const char *const *extra_namespaces,
+                                 int nextra, bool serve_health, tk_worker_setup_fn setup,
+                                 void *setup_arg, tk_worker_service_t **out, tk_error_t *err);
 
 /* The health endpoint's port (0 when none is served). */
 uint16_t tk_worker_service_port(const tk_worker_service_t *s);

@@ -27,6 +27,9 @@ struct tk_step_s {
     double retry_after; /* < 0: none */
     int64_t started_us, finished_us;
     struct timespec started_wall;
+    json_t *custom;    /* metadata.custom, or NULL */
+    json_t *backtrace; /* error.backtrace, or NULL */
+    char *context_json, *config_json, *dependencies_json, *parents_json; /* encoded lazily */
 };
 
 static char *column(const PGresult *res, int row, const char *name)
@@ -101,8 +104,14 @@ void tk_step_free(tk_step_t *s)
     json_decref(s->dependencies);
     json_decref(s->parents);
     json_decref(s->result);
+    json_decref(s->custom);
+    json_decref(s->backtrace);
     free(s->error_type);
     free(s->error_message);
+    free(s->context_json);
+    free(s->config_json);
+    free(s->dependencies_json);
+    free(s->parents_json);
     free(s);
 }
 
@@ -202,6 +211,68 @@ int64_t tk_step_deadline_ms(const tk_step_t *s)
     return s->deadline_ms;
 }
 
+/* Compact JSON of `value`, encoded once into *cache. */
+static const char *cached_json(char **cache, const json_t *value)
+{
+    if (*cache == NULL)
+        *cache = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+    return *cache ? *cache : "null";
+}
+
+const char *tk_step_context_json(tk_step_t *s)
+{
+    return cached_json(&s->context_json, s->context);
+}
+
+const char *tk_step_config_json(tk_step_t *s)
+{
+    return cached_json(&s->config_json, s->config);
+}
+
+const char *tk_step_dependencies_json(tk_step_t *s)
+{
+    return cached_json(&s->dependencies_json, s->dependencies);
+}
+
+const char *tk_step_parents_json(tk_step_t *s)
+{
+    return cached_json(&s->parents_json, s->parents);
+}
+
+int tk_step_succeed_json(tk_step_t *s, const char *json)
+{
+    if (s->done || json == NULL)
+        return TK_EINVAL;
+    json_t *value = tk_json_parse(json, strlen(json));
+    if (value == NULL)
+        return TK_EINVAL;
+    return tk_step_succeed(s, value);
+}
+
+int tk_step_set_metadata_json(tk_step_t *s, const char *json_object)
+{
+    json_t *value = json_object ? tk_json_parse(json_object, strlen(json_object)) : NULL;
+    if (!json_is_object(value)) {
+        json_decref(value);
+        return TK_EINVAL;
+    }
+    json_decref(s->custom);
+    s->custom = value;
+    return TK_OK;
+}
+
+int tk_step_set_backtrace_json(tk_step_t *s, const char *json_array)
+{
+    json_t *value = json_array ? tk_json_parse(json_array, strlen(json_array)) : NULL;
+    if (!json_is_array(value)) {
+        json_decref(value);
+        return TK_EINVAL;
+    }
+    json_decref(s->backtrace);
+    s->backtrace = value;
+    return TK_OK;
+}
+
 int tk_step_succeed(tk_step_t *s, json_t *result)
 {
     if (s->done) {
@@ -297,12 +368,13 @@ char *tk_step_result_json(const tk_step_t *s, const char *worker_id)
     clock_gettime(CLOCK_REALTIME, &now);
     format_time(&s->started_wall, started);
     format_time(&now, completed);
-    double ms =
-        s->finished_us > s->started_us ? (double)(s->finished_us - s->started_us) / 1000.0 : 0.0;
+    double ms = tk_step_execution_ms(s);
     json_t *meta =
         json_pack("{s:f, s:s, s:s, s:s, s:i, s:b}", "execution_time_ms", ms, "started_at", started,
                   "completed_at", completed, "worker_id", worker_id ? worker_id : "", "attempt",
                   s->attempt, "retryable", !s->success && s->retryable);
+    if (meta != NULL && s->custom != NULL)
+        json_object_set(meta, "custom", s->custom);
     json_t *result = s->success && s->result ? json_incref(s->result) : json_object();
     json_t *doc = json_pack("{s:s, s:b, s:s, s:o, s:o}", "step_uuid", s->step_uuid, "success",
                             s->success, "status", s->success ? "completed" : "failed", "result",
@@ -314,6 +386,8 @@ char *tk_step_result_json(const tk_step_t *s, const char *worker_id)
                       s->error_type ? s->error_type : "handler_error", "retryable", s->retryable);
         if (error != NULL && s->retry_after >= 0)
             json_object_set_new(error, "retry_after_seconds", json_real(s->retry_after));
+        if (error != NULL && s->backtrace != NULL)
+            json_object_set(error, "backtrace", s->backtrace);
         json_object_set_new(doc, "error", error);
     }
     char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;

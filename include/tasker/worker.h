@@ -1,0 +1,80 @@
+/*
+ * worker.h - run a tasker worker inside another program, with its handlers written in that
+ * program's language (the Ruby and Python bindings are built on this).
+ *
+ * The C runtime does everything but the handlers: it loads and registers templates, claims
+ * steps of their namespaces with a lease, renews leases, enforces timeouts and reports
+ * results. Steps whose handler is one of `host_handlers` are handed to the host: its threads
+ * call tk_host_worker_next() (which blocks: release the interpreter lock around it), run the
+ * handler, end the step with tk_step_succeed_json() / tk_step_fail() (see handler.h), and
+ * call tk_host_worker_done(). Built-in and plugin handlers keep running on C threads.
+ *
+ *     tk_host_worker_t *w;
+ *     const char *handlers[] = {"Payments::Charge", NULL};
+ *     tk_host_worker_opts_t o = {.settings = (const char *[]){"worker.templates=tpl", NULL},
+ *                                .host_handlers = handlers};
+ *     tk_host_worker_start(&o, &w, &err);
+ *     for (;;) {                                  -- in each host thread
+ *         tk_step_t *step;
+ *         if (tk_host_worker_next(w, 1000, &step) != TK_OK) continue / break;
+ *         ... run the handler, tk_step_succeed_json(step, "{...}") ...
+ *         tk_host_worker_done(w, step);
+ *     }
+ *     tk_host_worker_stop(w);
+ *
+ * Configuration is tasker's (etc/tasker.yaml): an optional file, TASKER_* variables and
+ * DATABASE_URL, then `settings` ("key=value" strings) on top.
+ */
+#ifndef TASKER_WORKER_H
+#define TASKER_WORKER_H
+
+#include <stdbool.h>
+
+#include "tasker/error.h"
+#include "tasker/handler.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tk_host_worker_s tk_host_worker_t;
+
+typedef struct tk_host_worker_opts_s {
+    const char *config_path;          /* YAML configuration, or NULL ($TASKER_CONFIG_PATH) */
+    const char *const *settings;      /* "key=value" overrides, NULL-terminated; may be NULL */
+    const char *const *host_handlers; /* callables the host runs, NULL-terminated */
+    const char *const *namespaces;    /* extra namespaces to serve, NULL-terminated; may be NULL */
+    bool serve_health;                /* serve /health and /metrics on worker.port */
+} tk_host_worker_opts_t;
+
+/* Load the configuration, register templates, start the runtime. Errors: TK_EINVAL (bad
+ * setting or template, message names it), TK_ECONN (database), TK_ENOMEM. Thread-safe
+ * functions below may then be called from any number of host threads. */
+TK_API int tk_host_worker_start(const tk_host_worker_opts_t *opts, tk_host_worker_t **out,
+                                tk_error_t *err);
+
+/* Wait up to timeout_ms (< 0: forever) for a step whose handler the host runs.
+ * TK_OK with *step set, TK_ETIMEDOUT, or TK_ESHUTDOWN once tk_host_worker_stop() began.
+ * The step belongs to the caller until tk_host_worker_done(). Blocks: release the
+ * interpreter lock around this call. Thread-safe. */
+TK_API int tk_host_worker_next(tk_host_worker_t *w, int timeout_ms, tk_step_t **step);
+
+/* Hand back a step after ending it (a step without an outcome is reported as a retryable
+ * handler_error). The step must not be used afterwards. Thread-safe. */
+TK_API void tk_host_worker_done(tk_host_worker_t *w, tk_step_t *step);
+
+/* The worker's id (lease owner), e.g. "myhost-1234". */
+TK_API const char *tk_host_worker_id(const tk_host_worker_t *w);
+
+/* Stop: no new claims; next() returns TK_ESHUTDOWN; steps already handed to the host have
+ * until the handler timeout to be done(); then free. Call once, from a thread that is not
+ * blocked in next(). Accepts NULL. */
+TK_API void tk_host_worker_stop(tk_host_worker_t *w);
+
+/* Write a structured log line (JSON, like every tasker line) for the host's own messages. */
+TK_API void tk_host_log(tk_log_level_t level, const char *component, const char *message);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,115 @@
+/*
+ * test_host_worker.c - the embedding API of tasker/worker.h, as the Ruby and Python bindings
+ * use it: a host thread takes steps with tk_host_worker_next, ends them with the JSON-text
+ * functions, hands them back; the C runtime reports results. The orchestrator's side is
+ * driven through SQL (tasker.process_step_results).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/clock.h"
+#include "harness.h"
+#include "tasker/worker.h"
+
+static const char *templates_dir(void)
+{
+    static char dir[1024];
+    snprintf(dir, sizeof(dir), "%s", __FILE__);
+    char *slash = strrchr(dir, '/');
+    snprintf(slash, sizeof(dir) - (size_t)(slash - dir), "/templates");
+    return dir;
+}
+
+static void process_results(PGconn *pg)
+{
+    PQclear(tk_test_query(pg, "SELECT * FROM tasker.process_step_results(10, "
+                              "ROW(0, 2, 60, 0)::tasker.backoff_policy)"));
+}
+
+static void test_host_runs_steps(void **state)
+{
+    (void)state;
+    char *url = tk_test_db_create("it_host_worker");
+    char db_setting[512], tpl_setting[1100];
+    snprintf(db_setting, sizeof(db_setting), "database.url=%s", url);
+    snprintf(tpl_setting, sizeof(tpl_setting), "worker.templates=%s", templates_dir());
+    const char *settings[] = {db_setting, tpl_setting, "worker.poll_interval_ms=50", NULL};
+    const char *handlers[] = {"host.first", "host.second", NULL};
+    tk_host_worker_opts_t opts = {.settings = settings, .host_handlers = handlers};
+    tk_host_worker_t *w;
+    tk_error_t err;
+    if (tk_host_worker_start(&opts, &w, &err) != TK_OK)
+        fail_msg("start: %s", err.message);
+    assert_non_null(tk_host_worker_id(w));
+
+    PGconn *pg = tk_test_connect(url);
+    const char *task = tk_test_value(
+        pg, "SELECT tasker.create_task('{\"namespace\":\"host_test\",\"name\":\"host_flow\","
+            "\"version\":\"1.0.0\",\"context\":{\"n\":7}}')->>'task_uuid'");
+    char task_uuid[40];
+    snprintf(task_uuid, sizeof(task_uuid), "%s", task);
+
+    tk_step_t *step;
+    assert_int_equal(tk_host_worker_next(w, 10000, &step), TK_OK);
+    assert_string_equal(tk_step_name(step), "first");
+    assert_string_equal(tk_step_handler_name(step), "host.first");
+    assert_string_equal(tk_step_context_json(step), "{\"n\":7}");
+    assert_string_equal(tk_step_config_json(step), "{\"greeting\":\"hi\"}");
+    assert_string_equal(tk_step_parents_json(step), "[]");
+    assert_int_equal(tk_step_succeed_json(step, "not json"), TK_EINVAL);
+    assert_int_equal(tk_step_succeed_json(step, "{\"value\": 49}"), TK_OK);
+    assert_int_equal(tk_step_set_metadata_json(step, "{\"lang\":\"test\"}"), TK_OK);
+    tk_host_worker_done(w, step);
+
+    /* wait for the result to be reported, then let orchestration queue the child */
+    for (int i = 0; i < 200 && tk_test_count(pg, "SELECT count(*) FROM workflow_steps WHERE "
+                                                 "state = 'enqueued_for_orchestration'") == 0;
+         i++)
+        tk_sleep_ms(25);
+    process_results(pg);
+    assert_int_equal(tk_host_worker_next(w, 10000, &step), TK_OK);
+    assert_string_equal(tk_step_name(step), "second");
+    assert_string_equal(tk_step_dependencies_json(step), "{\"first\":{\"value\":49}}");
+    assert_string_equal(tk_step_parents_json(step), "[\"first\"]");
+    tk_step_fail(step, "RuntimeError", "host exception", false);
+    assert_int_equal(tk_step_set_backtrace_json(step, "[\"a.rb:1\",\"b.rb:2\"]"), TK_OK);
+    tk_host_worker_done(w, step);
+    for (int i = 0;
+         i < 200 && tk_test_count(pg, "SELECT count(*) FROM workflow_steps WHERE "
+                                      "state = 'enqueued_as_error_for_orchestration'") == 0;
+         i++)
+        tk_sleep_ms(25);
+    process_results(pg);
+
+    const char *p[] = {task_uuid};
+    assert_string_equal(tk_test_valuep(pg, "SELECT state FROM tasks WHERE task_uuid = $1", 1, p),
+                        "error");
+    assert_string_equal(tk_test_value(pg,
+                                      "SELECT results->'metadata'->'custom'->>'lang' FROM "
+                                      "workflow_steps WHERE results->'result'->>'value' = '49'"),
+                        "test");
+    assert_string_equal(tk_test_value(pg, "SELECT results->'error'->>'error_type' || ' ' || "
+                                          "(results->'error'->'backtrace'->>1) FROM "
+                                          "workflow_steps WHERE state = 'error'"),
+                        "RuntimeError b.rb:2");
+
+    /* nothing else queued: next() times out; after stop it reports shutdown */
+    assert_int_equal(tk_host_worker_next(w, 100, &step), TK_ETIMEDOUT);
+    tk_host_worker_stop(w);
+    PQfinish(pg);
+    free(url);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_host_runs_steps),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
