@@ -9,7 +9,7 @@ set -eu
 PACKAGES="gcc make cmake pkg-config clang-format
 libpq-dev postgresql-15 postgresql-client-15
 libmicrohttpd-dev libjansson-dev libyaml-dev libcurl4-openssl-dev libssl-dev
-libcmocka-dev"
+libcmocka-dev ruby ruby-dev python3 python3-dev"
 
 missing=""
 for pkg in $PACKAGES; do

@@ -48,13 +48,10 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Spawn $TASKER_BIN with argv, stderr to the log file, and read its first stdout line (the
+/* Spawn `bin` with argv, stderr to the log file, and read its first stdout line (the
  * banner, which ends in ":<port>" or ":<port>/health"). */
-static e2e_proc_t spawn(const char *label, const char *const *argv)
+static e2e_proc_t spawn_program(const char *label, const char *bin, const char *const *argv)
 {
-    const char *bin = getenv("TASKER_BIN");
-    if (bin == NULL)
-        fail_msg("TASKER_BIN is not set: run through ctest");
     mkdir("e2e-logs", 0755);
     char log[256];
     snprintf(log, sizeof(log), "e2e-logs/%s-%s.log", test_name, label);
@@ -72,7 +69,7 @@ static e2e_proc_t spawn(const char *label, const char *const *argv)
         for (; argv[n - 1] != NULL && n < 63; n++)
             args[n] = argv[n - 1];
         args[n] = NULL;
-        execv(bin, (char *const *)args);
+        execvp(bin, (char *const *)args);
         _exit(127);
     }
     close(out[1]);
@@ -97,6 +94,19 @@ static e2e_proc_t spawn(const char *label, const char *const *argv)
         fail_msg("%s did not start (banner \"%s\"); see build/tests/%s", label, banner, log);
     p.port = (int)strtol(colon + 1, NULL, 10);
     return p;
+}
+
+static e2e_proc_t spawn(const char *label, const char *const *argv)
+{
+    const char *bin = getenv("TASKER_BIN");
+    if (bin == NULL)
+        fail_msg("TASKER_BIN is not set: run through ctest");
+    return spawn_program(label, bin, argv);
+}
+
+e2e_proc_t e2e_start_program(const char *label, const char *const *argv)
+{
+    return spawn_program(label, argv[0], argv + 1);
 }
 
 static e2e_proc_t start(const char *label, const char *const *base, const char *const *extra)

@@ -33,6 +33,10 @@ e2e_proc_t e2e_start_server(const char *db_url, const char *label, const char *c
 e2e_proc_t e2e_start_worker(const char *db_url, const char *templates, const char *label,
                             const char *const *extra);
 
+/* Start any program (argv[0] is its path; argv NULL-terminated) whose first stdout line is
+ * a banner ending in ":<port>" or ":<port>/...", e.g. a Ruby or Python worker. */
+e2e_proc_t e2e_start_program(const char *label, const char *const *argv);
+
 /* SIGTERM and wait (SIGKILL after 15 s); the exit status must be 0 unless killed. */
 void e2e_stop(e2e_proc_t *p);
 
