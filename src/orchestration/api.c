@@ -20,14 +20,11 @@
 
 #define POOL_WAIT_MS 5000
 
-static const tk_stmt_t create_stmt = {"api_create", "SELECT tasker.create_task($1::jsonb)", 1,
-                                      false};
+static const tk_stmt_t create_stmt = {
+    "api_create", "SELECT tasker.create_task($1::jsonb, $2::boolean)", 2, false};
 static const tk_stmt_t task_stmt = {
     "api_task",
-    "SELECT tasker.task_response($1::uuid), "
-    "(SELECT state IN ('complete', 'error', 'cancelled', 'resolved_manually') "
-    " FROM tasker.tasks WHERE task_uuid = $1::uuid)",
-    1, true};
+    "SELECT terminal, response FROM tasker.task_response_if_done($1::uuid, $2::boolean)", 2, true};
 static const tk_stmt_t list_stmt = {
     "api_list", "SELECT tasker.list_tasks($1, $2, $3, $4, $5::int, $6::int)", 6, true};
 static const tk_stmt_t cancel_stmt = {"api_cancel", "SELECT tasker.cancel_task($1::uuid)", 1,
@@ -177,7 +174,8 @@ static bool int_query(tk_http_request_t *req, const char *name, int min, int max
     return true;
 }
 
-/* Send the task, waiting first (up to wait_ms) for it to reach a terminal state. */
+/* Send the task, waiting first (up to wait_ms) for it to reach a terminal state. The full
+ * response is built only once: when the task is done or the wait is over. */
 static void send_task(tk_http_request_t *req, const char *task_uuid, int wait_ms, int status)
 {
     tk_api_t *api = api_of(req);
@@ -185,25 +183,25 @@ static void send_task(tk_http_request_t *req, const char *task_uuid, int wait_ms
     if (wait_ms > 0 && api->watch != NULL)
         waiter = tk_task_watch_register(api->watch, task_uuid);
     int64_t deadline = tk_clock_ms() + wait_ms;
-    const char *params[] = {task_uuid};
     for (;;) {
+        bool last =
+            waiter == NULL || tk_clock_ms() >= deadline || tk_task_watch_stopping(api->watch);
+        const char *params[] = {task_uuid, last ? "true" : "false"};
         PGresult *res = query(req, &task_stmt, params);
         if (res == NULL)
             break;
-        if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) {
+        if (PQgetisnull(res, 0, 0)) {
             tk_http_respond_error(req, 404, "NOT_FOUND", "task %s not found", task_uuid);
             PQclear(res);
             break;
         }
-        bool terminal = PQgetvalue(res, 0, 1)[0] == 't';
-        if (terminal || waiter == NULL || tk_clock_ms() >= deadline ||
-            tk_task_watch_stopping(api->watch)) {
-            tk_http_respond_json(req, status, PQgetvalue(res, 0, 0));
+        if (!PQgetisnull(res, 0, 1)) { /* terminal, or the last look */
+            tk_http_respond_json(req, status, PQgetvalue(res, 0, 1));
             PQclear(res);
             break;
         }
         PQclear(res);
-        tk_task_watch_wait(api->watch, waiter, deadline); /* then read the task again */
+        tk_task_watch_wait(api->watch, waiter, deadline); /* then look again */
     }
     tk_task_watch_unregister(api->watch, waiter);
 }
@@ -284,7 +282,8 @@ static void create_task(tk_http_request_t *req)
         return;
     if (!valid_task_request(req))
         return;
-    const char *params[] = {tk_http_body(req, NULL)};
+    /* a caller that waits gets the full task at the end: skip building it now */
+    const char *params[] = {tk_http_body(req, NULL), wait_ms > 0 ? "false" : "true"};
     PGresult *res = query(req, &create_stmt, params);
     if (res == NULL)
         return;

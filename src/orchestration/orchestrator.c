@@ -44,12 +44,8 @@ struct tk_orchestrator_s {
 
 static const tk_stmt_t process_stmt = {
     "orch_process",
-    "SELECT r.task_uuid, r.step_uuid, r.step_state, r.task_state, "
-    "       extract(epoch FROM now() - ws.last_attempted_at) * 1000 AS latency_ms, "
-    "       t.correlation_id "
-    "FROM tasker.process_step_results($1::int, $2::tasker.backoff_policy) r "
-    "LEFT JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = r.step_uuid "
-    "LEFT JOIN tasker.tasks t ON t.task_uuid = r.task_uuid",
+    "SELECT task_uuid, step_uuid, step_state, task_state, step_latency_ms, correlation_id "
+    "FROM tasker.process_step_results($1::int, $2::tasker.backoff_policy)",
     2, false};
 static const tk_stmt_t sweep_stmt = {
     "orch_sweep", "SELECT tasker.sweep($1::tasker.backoff_policy, $2::int, $3::int)", 3, false};

@@ -230,12 +230,16 @@ static void run_job(tk_worker_t *w, job_t *job)
     }
 
     pthread_mutex_lock(&w->lock);
+    /* The dispatcher needs waking only if it stopped claiming for lack of threads; otherwise
+     * it is already waiting for notifications and a claim now would find nothing. */
+    bool was_full = w->queued + w->running >= w->o.max_concurrent;
     if (!abandoned) {
         w->running--;
         flight_remove(w, job);
     }
     pthread_mutex_unlock(&w->lock);
-    wake_dispatcher(w);
+    if (was_full)
+        wake_dispatcher(w);
     job_free(job);
 }
 
