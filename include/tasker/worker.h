@@ -67,8 +67,9 @@ TK_API void tk_host_worker_done(tk_host_worker_t *w, tk_step_t *step);
 TK_API const char *tk_host_worker_id(const tk_host_worker_t *w);
 
 /* Stop: no new claims; next() returns TK_ESHUTDOWN; steps already handed to the host have
- * until the handler timeout to be done(); then free. Call once, from a thread that is not
- * blocked in next(). Accepts NULL. */
+ * until the handler timeout to be done(); then free (unless some are still not done: the
+ * worker then stays allocated, so their late done() is safe). Call once, from a thread that
+ * is not blocked in next(). Accepts NULL. */
 TK_API void tk_host_worker_stop(tk_host_worker_t *w);
 
 /* Write a structured log line (JSON, like every tasker line) for the host's own messages. */

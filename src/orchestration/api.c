@@ -519,10 +519,12 @@ static void metrics(tk_http_request_t *req)
         tk_orchestrator_stats_t st;
         tk_orchestrator_stats(api->orchestrator, &st);
         ok = appendf(&out, &len, &cap,
-                     "# HELP tasker_step_results_total Step results applied by this server.\n"
+                     "# HELP tasker_step_results_total Result messages this server applied "
+                     "(workers apply their own; tasker_steps counts all steps).\n"
                      "# TYPE tasker_step_results_total counter\n"
                      "tasker_step_results_total %llu\n"
-                     "# HELP tasker_tasks_finished_total Tasks this server finished.\n"
+                     "# HELP tasker_tasks_finished_total Tasks this server finished (most finish "
+                     "in a worker; tasker_tasks counts all tasks).\n"
                      "# TYPE tasker_tasks_finished_total counter\n"
                      "tasker_tasks_finished_total{outcome=\"complete\"} %llu\n"
                      "tasker_tasks_finished_total{outcome=\"error\"} %llu\n"

@@ -50,12 +50,6 @@ static const tk_stmt_t process_stmt = {
 static const tk_stmt_t sweep_stmt = {
     "orch_sweep", "SELECT tasker.sweep($1::tasker.backoff_policy, $2::int, $3::int)", 3, false};
 
-void tk_backoff_literal(const tk_backoff_t *b, char *out, size_t size)
-{
-    snprintf(out, size, "(%.17g,%.17g,%.17g,%.17g)", b->base_seconds, b->multiplier, b->max_seconds,
-             b->jitter);
-}
-
 static bool stopping(tk_orchestrator_t *o)
 {
     pthread_mutex_lock(&o->lock);
@@ -171,7 +165,7 @@ static void *results_thread(void *arg)
             backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
             continue;
         }
-        if (listener == NULL && o->o.mode != TK_DELIVERY_POLLING &&
+        if (listener == NULL && o->o.mode != TK_CONFIG_MODE_POLLING &&
             tk_mq_listener_open(o->database_url, &listener, &err) == TK_OK)
             tk_mq_listener_subscribe(listener, "orchestration", &err);
 
@@ -188,7 +182,7 @@ static void *results_thread(void *arg)
             continue;
 
         int fallback = o->o.poll_interval_ms;
-        if (o->o.mode == TK_DELIVERY_EVENT_DRIVEN && listener != NULL)
+        if (o->o.mode == TK_CONFIG_MODE_EVENT_DRIVEN && listener != NULL)
             fallback = 60000;
         int timeout = next_wakeup_in(o, fallback);
         /* Wake at least every 250 ms to notice a stop request. */

@@ -11,16 +11,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/backoff.h"
+#include "common/config.h"
 #include "tasker/error.h"
-#include "worker/worker.h" /* tk_delivery_mode_t */
-
-typedef struct tk_backoff_s {
-    double base_seconds, multiplier, max_seconds, jitter;
-} tk_backoff_t;
 
 typedef struct tk_orchestrator_opts_s {
     const char *database_url;
-    tk_delivery_mode_t mode;
+    tk_config_mode_t mode;
     int poll_interval_ms;   /* results polling: the fallback in hybrid, the source in polling */
     int result_batch_size;  /* results applied per round trip */
     int sweep_interval_ms;  /* period of tasker.sweep; 0 disables the sweeper */
@@ -54,9 +51,5 @@ void tk_orchestrator_stop(tk_orchestrator_t *o);
 
 /* Counters since start. Thread-safe. */
 void tk_orchestrator_stats(tk_orchestrator_t *o, tk_orchestrator_stats_t *out);
-
-/* The backoff policy as the SQL record literal tasker.backoff_policy expects, e.g.
- * "(1,2,60,0.15)". */
-void tk_backoff_literal(const tk_backoff_t *b, char *out, size_t size);
 
 #endif

@@ -25,7 +25,7 @@ int tk_server_start(const tk_config_t *cfg, tk_server_t **out, tk_error_t *err)
         return tk_error_set(err, TK_ENOMEM, "cannot start the server: out of memory");
     tk_orchestrator_opts_t orch = {
         .database_url = cfg->database.url,
-        .mode = (tk_delivery_mode_t)cfg->orchestration.mode,
+        .mode = cfg->orchestration.mode,
         .poll_interval_ms = cfg->orchestration.poll_interval_ms,
         .result_batch_size = cfg->orchestration.result_batch_size,
         .sweep_interval_ms = cfg->orchestration.sweep_interval_ms,

@@ -216,7 +216,8 @@ void tk_host_worker_stop(tk_host_worker_t *w)
     for (slot_t *s = w->head; s != NULL; s = s->next)
         pthread_cond_signal(&s->cond); /* queued steps fail at once */
     pthread_mutex_unlock(&w->lock);
-    tk_worker_service_stop(w->svc);
+    if (!tk_worker_service_stop(w->svc))
+        return; /* abandoned handler threads still wait on w: leave it allocated */
     tk_config_free(&w->cfg);
     pthread_cond_destroy(&w->ready);
     pthread_mutex_destroy(&w->lock);

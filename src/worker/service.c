@@ -190,13 +190,15 @@ int tk_worker_service_start_with(const tk_config_t *cfg, const char *const *extr
             .namespaces = namespaces,
             .nnamespaces = nns,
             .registry = s->registry,
-            .mode = (tk_delivery_mode_t)cfg->worker.mode,
+            .mode = cfg->worker.mode,
             .poll_interval_ms = cfg->worker.poll_interval_ms,
             .batch_size = cfg->worker.batch_size,
             .max_concurrent = cfg->worker.max_concurrent_handlers,
             .handler_timeout_ms = cfg->worker.handler_timeout_ms,
             .lease_seconds = cfg->worker.lease_seconds,
             .heartbeat_interval_ms = cfg->worker.heartbeat_interval_ms,
+            .backoff = {cfg->backoff.base_seconds, cfg->backoff.multiplier,
+                        cfg->backoff.max_seconds, cfg->backoff.jitter},
         };
         rc = tk_worker_start(&opts, &s->worker, err);
     }
@@ -225,10 +227,10 @@ uint16_t tk_worker_service_port(const tk_worker_service_t *s)
     return s->http ? tk_http_server_port(s->http) : 0;
 }
 
-void tk_worker_service_stop(tk_worker_service_t *s)
+bool tk_worker_service_stop(tk_worker_service_t *s)
 {
     if (s == NULL)
-        return;
+        return true;
     tk_http_server_stop(s->http);
     bool stopped = tk_worker_stop(s->worker, s->grace_ms);
     tk_template_set_free(s->templates);
@@ -236,4 +238,5 @@ void tk_worker_service_stop(tk_worker_service_t *s)
         tk_handler_registry_free(s->registry);
     free(s->worker_id);
     free(s);
+    return stopped;
 }

@@ -6,6 +6,7 @@
 #ifndef TK_WORKER_SERVICE_H
 #define TK_WORKER_SERVICE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/config.h"
@@ -33,7 +34,9 @@ int tk_worker_service_start_with(const tk_config_t *cfg, const char *const *extr
 /* The health endpoint's port (0 when none is served). */
 uint16_t tk_worker_service_port(const tk_worker_service_t *s);
 
-/* Stop: no new claims; running handlers get up to the handler timeout to finish. */
-void tk_worker_service_stop(tk_worker_service_t *s);
+/* Stop: no new claims; running handlers get up to the handler timeout to finish. Returns
+ * false when some were still running and were abandoned (their threads live on, so what
+ * they use must not be freed). Accepts NULL (returns true). */
+bool tk_worker_service_stop(tk_worker_service_t *s);
 
 #endif

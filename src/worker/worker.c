@@ -52,6 +52,7 @@ struct tk_worker_s {
     char *worker_id;
     char *queues_array;   /* PostgreSQL array literal of the queue names */
     char *handlers_array; /* ... and of the callables this worker can run */
+    char policy[96];      /* retry backoff, as a tasker.backoff_policy literal */
     char **namespaces;
     tk_pool_t *pool; /* handler threads' connections */
 
@@ -74,9 +75,12 @@ struct tk_worker_s {
 static const tk_stmt_t claim_stmt = {
     "worker_claim",
     "SELECT * FROM tasker.claim_steps($1::text[], $2::text[], $3::int, $4, $5::int)", 5, false};
+/* Store and apply a result, and claim up to $7 steps that became ready (continuation). */
 static const tk_stmt_t complete_stmt = {
-    "worker_complete", "SELECT tasker.complete_step($1::uuid, $2, $3::jsonb)", 3,
-    true /* a compare-and-swap on the lease: running it twice is harmless */};
+    "worker_complete",
+    "SELECT * FROM tasker.complete_step($1::uuid, $2, $3::jsonb, $4::tasker.backoff_policy, "
+    "$5::text[], $6::text[], $7::int, $8::int)",
+    8, true /* a compare-and-swap on the lease: running it twice is harmless */};
 static const tk_stmt_t heartbeat_stmt = {
     "worker_heartbeat", "SELECT tasker.extend_step_leases($1, $2::uuid[], $3::int)", 3, true};
 
@@ -145,42 +149,62 @@ static void job_free(job_t *job)
 
 /* --- reporting ----------------------------------------------------------------------------- */
 
-/* Send a result with tasker.complete_step, retrying connection failures until the lease would
- * have expired anyway. Counts it as lost when the lease was gone. */
-static void report(tk_worker_t *w, const char *step_uuid, const char *result_json,
-                   const tk_log_ids_t *ids)
+/* Log what an applied result did to its step and task. */
+static void log_outcome(const tk_log_ids_t *ids, const char *step_state, const char *task_state)
 {
-    const char *params[] = {step_uuid, w->worker_id, result_json};
+    if (strcmp(task_state, "complete") == 0)
+        TK_LOG_IDS(TK_LOG_INFO, "worker", ids, "task finished: complete");
+    else if (strcmp(task_state, "error") == 0)
+        TK_LOG_IDS(TK_LOG_WARN, "worker", ids, "task finished: error");
+    else if (strcmp(step_state, "waiting_for_retry") == 0)
+        TK_LOG_IDS(TK_LOG_INFO, "worker", ids, "step failed; retry scheduled");
+    else if (strcmp(step_state, "error") == 0)
+        TK_LOG_IDS(TK_LOG_WARN, "worker", ids, "step failed for good");
+}
+
+/* Send a result with tasker.complete_step, retrying connection failures until the lease would
+ * have expired anyway. Counts it as lost when the lease was gone. Returns the statement's
+ * rows (the verdict, then any steps claimed as continuation; caller PQclears) or NULL. */
+static PGresult *report(tk_worker_t *w, const char *step_uuid, const char *result_json,
+                        const tk_log_ids_t *ids, bool may_continue)
+{
+    char next[4], lease[16];
+    snprintf(next, sizeof(next), "%d", may_continue ? 1 : 0);
+    snprintf(lease, sizeof(lease), "%d", w->o.lease_seconds);
+    const char *params[] = {step_uuid,       w->worker_id,      result_json, w->policy,
+                            w->queues_array, w->handlers_array, next,        lease};
     int64_t give_up = tk_clock_ms() + (int64_t)w->o.lease_seconds * 1000;
     for (int delay = 50;; delay = delay < 2000 ? delay * 2 : 2000) {
         PGresult *res;
         tk_error_t err;
         int rc = tk_pool_query(w->pool, &complete_stmt, params, &res, &err);
         if (rc == TK_OK) {
-            bool accepted = PQgetvalue(res, 0, 0)[0] == 't';
-            PQclear(res);
-            if (!accepted) {
+            if (PQntuples(res) < 1 || PQgetvalue(res, 0, 0)[0] != 't') {
                 atomic_fetch_add(&w->lost, 1);
                 TK_LOG_IDS(TK_LOG_WARN, "worker", ids,
                            "result dropped: the step's lease was lost (it ran too long or was "
                            "cancelled)");
+            } else {
+                log_outcome(ids, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
             }
-            return;
+            return res;
         }
         if (rc != TK_ECONN && rc != TK_ETIMEDOUT) {
             TK_LOG_IDS(TK_LOG_ERROR, "worker", ids, "could not report the result: %s", err.message);
-            return;
+            return NULL;
         }
         if (tk_clock_ms() + delay > give_up) {
             TK_LOG_IDS(TK_LOG_ERROR, "worker", ids,
                        "could not report the result before the lease ran out: %s; the step "
                        "will run again",
                        err.message);
-            return;
+            return NULL;
         }
         tk_sleep_ms(delay);
     }
 }
+
+static int take_claimed(tk_worker_t *w, const PGresult *res, bool front);
 
 /* Run one job's handler and report its outcome (unless the heartbeat thread already reported
  * a timeout for it). Frees the job. */
@@ -222,7 +246,14 @@ static void run_job(tk_worker_t *w, job_t *job)
                 TK_LOG_IDS(TK_LOG_WARN, "worker", &ids, "step %s (%s) failed on attempt %d",
                            tk_step_name(step), tk_step_handler_name(step), tk_step_attempt(step));
             }
-            report(w, job->step_uuid, result, &ids);
+            pthread_mutex_lock(&w->lock);
+            bool may_continue = !w->stopping;
+            pthread_mutex_unlock(&w->lock);
+            PGresult *next = report(w, job->step_uuid, result, &ids, may_continue);
+            if (next != NULL) {
+                take_claimed(w, next, true); /* queued first: this thread runs it next */
+                PQclear(next);
+            }
             free(result);
         } else {
             TK_LOG_IDS(TK_LOG_ERROR, "worker", &ids, "could not encode the result: out of memory");
@@ -236,6 +267,8 @@ static void run_job(tk_worker_t *w, job_t *job)
     if (!abandoned) {
         w->running--;
         flight_remove(w, job);
+    } else {
+        w->target_threads--; /* its replacement stays; this late thread exits */
     }
     pthread_mutex_unlock(&w->lock);
     if (was_full)
@@ -338,15 +371,11 @@ static void enforce_timeouts(tk_worker_t *w)
                  e->attempt);
         atomic_fetch_add(&w->failed, 1);
         atomic_fetch_add(&w->timed_out, 1);
-        report(w, e->step_uuid, result, &ids);
+        PQclear(report(w, e->step_uuid, result, &ids, false));
         wake_dispatcher(w);
     }
-    /* A job abandoned here is freed by its own thread when the handler returns; the surplus
-     * thread then exits (threads > target). */
-    pthread_mutex_lock(&w->lock);
-    if (n > 0)
-        w->target_threads -= n;
-    pthread_mutex_unlock(&w->lock);
+    /* A job abandoned here is freed by its own thread when the handler returns; that thread
+     * then gives back the extra slot and exits (run_job). */
 }
 
 /* Renew the lease of every claimed step in one round trip. */
@@ -434,8 +463,19 @@ static int claim(tk_worker_t *w, tk_conn_t *conn, int want)
     }
     if (!atomic_exchange(&w->db_ok, true))
         TK_LOG(TK_LOG_INFO, "worker", "database reachable again");
-    int n = PQntuples(res);
-    for (int row = 0; row < n; row++) {
+    int n = take_claimed(w, res, false);
+    PQclear(res);
+    return n;
+}
+
+/* Turn the claimed steps in `res` (rows with a step_uuid) into queued jobs, at the back of
+ * the run queue or, for a continuation, at the front. Returns how many. */
+static int take_claimed(tk_worker_t *w, const PGresult *res, bool front)
+{
+    int col = PQfnumber(res, "step_uuid"), taken = 0;
+    for (int row = 0; row < PQntuples(res); row++) {
+        if (col < 0 || PQgetisnull(res, row, col))
+            continue; /* complete_step's verdict row */
         job_t *job = calloc(1, sizeof(*job));
         int64_t timeout = tk_step_timeout_ms(res, row, w->o.handler_timeout_ms);
         if (job != NULL)
@@ -444,7 +484,7 @@ static int claim(tk_worker_t *w, tk_conn_t *conn, int want)
             /* The lease expires and the step runs again elsewhere. */
             TK_LOG(TK_LOG_ERROR, "worker",
                    "could not take claimed step %s: out of memory or undecodable JSON",
-                   PQgetvalue(res, row, PQfnumber(res, "step_uuid")));
+                   PQgetvalue(res, row, col));
             free(job);
             continue;
         }
@@ -452,24 +492,32 @@ static int claim(tk_worker_t *w, tk_conn_t *conn, int want)
         snprintf(job->step_uuid, sizeof(job->step_uuid), "%s", tk_step_uuid(job->step));
         tk_log_ids_t ids = {tk_step_correlation_id(job->step), tk_step_task_uuid(job->step),
                             job->step_uuid};
-        TK_LOG_IDS(TK_LOG_DEBUG, "worker", &ids, "claimed step %s (%s), attempt %d",
+        TK_LOG_IDS(TK_LOG_DEBUG, "worker", &ids, "claimed step %s (%s), attempt %d%s",
                    tk_step_name(job->step), tk_step_handler_name(job->step),
-                   tk_step_attempt(job->step));
+                   tk_step_attempt(job->step), front ? " (continuation)" : "");
         atomic_fetch_add(&w->claimed, 1);
         pthread_mutex_lock(&w->lock);
         job->state = JOB_QUEUED;
-        if (w->tail != NULL)
-            w->tail->next = job;
-        else
+        if (front) {
+            job->next = w->head;
             w->head = job;
-        w->tail = job;
+            if (w->tail == NULL)
+                w->tail = job;
+        } else {
+            if (w->tail != NULL)
+                w->tail->next = job;
+            else
+                w->head = job;
+            w->tail = job;
+        }
         w->queued++;
         flight_add(w, job);
-        pthread_cond_signal(&w->job_ready);
+        if (!front) /* a continuation is taken by the reporting thread as it loops back */
+            pthread_cond_signal(&w->job_ready);
         pthread_mutex_unlock(&w->lock);
+        taken++;
     }
-    PQclear(res);
-    return n;
+    return taken;
 }
 
 /* Sleep until a notification, a finished job or the timeout. */
@@ -525,7 +573,7 @@ static void *dispatcher_thread(void *arg)
             backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
             continue;
         }
-        if (listener == NULL && w->o.mode != TK_DELIVERY_POLLING) {
+        if (listener == NULL && w->o.mode != TK_CONFIG_MODE_POLLING) {
             if (tk_mq_listener_open(w->database_url, &listener, &err) == TK_OK) {
                 for (int i = 0; i < w->o.nnamespaces; i++)
                     tk_mq_listener_subscribe(listener, w->namespaces[i], &err);
@@ -547,7 +595,7 @@ static void *dispatcher_thread(void *arg)
                 continue; /* there may be more waiting */
         }
         int timeout = w->o.poll_interval_ms;
-        if (w->o.mode == TK_DELIVERY_EVENT_DRIVEN && listener != NULL)
+        if (w->o.mode == TK_CONFIG_MODE_EVENT_DRIVEN && listener != NULL)
             timeout = 60000; /* only a safety net: notifications drive this mode */
         wait_for_work(w, listener, capacity > 0 ? timeout : 1000);
     }
@@ -642,6 +690,7 @@ int tk_worker_start(const tk_worker_opts_t *opts, tk_worker_t **out, tk_error_t 
         worker_free(w);
         return tk_error_set(err, TK_ENOMEM, "cannot start worker: out of memory");
     }
+    tk_backoff_literal(&opts->backoff, w->policy, sizeof(w->policy));
     w->o.database_url = w->database_url;
     w->o.worker_id = w->worker_id;
     w->o.namespaces = (const char *const *)w->namespaces;

@@ -12,14 +12,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/backoff.h"
+#include "common/config.h"
 #include "tasker/handler.h"
-
-/* How consumers learn about new messages. */
-typedef enum {
-    TK_DELIVERY_HYBRID = 0,       /* LISTEN/NOTIFY, plus polling as a fallback */
-    TK_DELIVERY_EVENT_DRIVEN = 1, /* LISTEN/NOTIFY only (polls only after a reconnect) */
-    TK_DELIVERY_POLLING = 2       /* polling only */
-} tk_delivery_mode_t;
 
 typedef struct tk_worker_opts_s {
     const char *database_url;
@@ -27,13 +22,14 @@ typedef struct tk_worker_opts_s {
     const char *const *namespaces; /* queues worker_<ns>_queue to consume */
     int nnamespaces;
     const tk_handler_registry_t *registry; /* must outlive the worker */
-    tk_delivery_mode_t mode;
-    int poll_interval_ms;      /* fallback polling period */
-    int batch_size;            /* steps per claim */
-    int max_concurrent;        /* handler threads */
-    int handler_timeout_ms;    /* default per-step timeout */
-    int lease_seconds;         /* lease taken at claim and renewed by heartbeats */
-    int heartbeat_interval_ms; /* must be well below lease_seconds */
+    tk_config_mode_t mode;                 /* hybrid, event_driven (LISTEN only) or polling */
+    int poll_interval_ms;                  /* fallback polling period */
+    int batch_size;                        /* steps per claim */
+    int max_concurrent;                    /* handler threads */
+    int handler_timeout_ms;                /* default per-step timeout */
+    int lease_seconds;                     /* lease taken at claim and renewed by heartbeats */
+    int heartbeat_interval_ms;             /* must be well below lease_seconds */
+    tk_backoff_t backoff;                  /* retry delays for the results this worker applies */
 } tk_worker_opts_t;
 
 typedef struct tk_worker_stats_s {
