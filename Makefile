@@ -7,6 +7,11 @@
 #   make test-asan  the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make build      build build/tasker and libtasker
 #   make format     reformat the C sources with clang-format
+#   make bench-peers  tasker vs graphile-worker on one PostgreSQL (bench/peers/; installs
+#                   the pinned npm packages on first use, so the npm registry must be reachable)
+#   make profile    perf (the workload's processes, PostgreSQL included) and callgrind over a
+#                   workload: WORKLOAD=e2e|sql|throughput (default e2e); report and flame
+#                   graphs in bench/profiles/out/ (bench/profiles/README.md)
 #   make clean      remove the build trees (the private cluster in .tasker/ is kept)
 
 BUILD      ?= build
@@ -14,7 +19,7 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all build run test test-asan format bootstrap clean
+.PHONY: all build run test test-asan format bootstrap clean bench-peers profile
 
 all: build
 
@@ -39,8 +44,15 @@ test-asan: bootstrap
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --output-on-failure -j $(JOBS)
 
+# ARGS is passed to bench/peers/harness.mjs, e.g. make bench-peers ARGS=--quick
+bench-peers: build
+	@sh bench/peers/run.sh $(ARGS)
+
 format:
-	@find include src tests bench examples bindings -name '*.[ch]' 2>/dev/null | xargs clang-format -i
+	@find include src tests bench examples bindings -name node_modules -prune -o -name '*.[ch]' -print 2>/dev/null | xargs clang-format -i
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)
+
+profile: bootstrap
+	@bash scripts/profile.sh $(or $(WORKLOAD),e2e)

@@ -3,7 +3,7 @@
 # sprintf, vsprintf, strcpy, strcat, strtok, atoi, atol, gets.
 set -eu
 pattern='(^|[^_[:alnum:]])(sprintf|vsprintf|strcpy|strcat|strtok|atoi|atol|gets)[[:space:]]*\('
-hits=$(find include src tests bench examples bindings -name '*.[ch]' 2>/dev/null |
+hits=$(find include src tests bench examples bindings -name node_modules -prune -o -name '*.[ch]' -print 2>/dev/null |
        xargs grep -nE "$pattern" 2>/dev/null | grep -v 'NOLINT' || true)
 if [ -n "$hits" ]; then
     echo "banned functions used:"

@@ -163,6 +163,9 @@ void tk_cli_block_stop_signals(sigset_t *set)
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, set, NULL);
+    /* A shell starts background jobs with SIGINT ignored, and an ignored signal is discarded
+     * before sigwait() could see it: restore the default (harmless while blocked). */
+    signal(SIGINT, SIG_DFL);
 }
 
 int tk_cli_wait_stop(const sigset_t *set)

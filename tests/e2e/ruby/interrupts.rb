@@ -1,0 +1,57 @@
+# frozen_string_literal: true
+
+# interrupts.rb - run by test_ruby.c (test_ruby_threads_interrupt_waits): a Ruby thread
+# waiting for a step (TaskerCore::Native::Worker#run_next, GVL released) is reached by
+# Thread#kill and Thread#raise within a wait slice; #close ends every wait; #stop is prompt.
+# Usage: ruby -I bindings/ruby/lib interrupts.rb DATABASE_URL TEMPLATES_DIR (with
+# TASKER_RUBY_NATIVE set). Exit 0 when every check passes.
+require 'tasker'
+
+def check(what, ok)
+  return if ok
+
+  warn "FAILED: #{what}"
+  exit 1
+end
+
+def elapsed_ms(since)
+  (Process.clock_gettime(Process::CLOCK_MONOTONIC) - since) * 1000
+end
+
+TaskerCore::Native.load!
+limit = TaskerCore::Native::SLICE_MS + 400 # one wait slice, plus scheduling on a busy machine
+worker = TaskerCore::Native::Worker.new(nil, ["database.url=#{ARGV[0]}", "worker.templates=#{ARGV[1]}",
+                                              'log.level=warn'],
+                                        ['MathWorkflows::SquareHandler'], nil, false)
+
+waiter = Thread.new { worker.run_next(-1) { raise 'no step was expected' } }
+sleep 0.3
+started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+waiter.kill
+waiter.join
+check("Thread#kill took #{elapsed_ms(started).round} ms", elapsed_ms(started) < limit)
+
+waiter = Thread.new do
+  worker.run_next(-1) { raise 'no step was expected' }
+rescue RuntimeError => e
+  e
+end
+sleep 0.3
+started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+waiter.raise(RuntimeError, 'wake up')
+check('Thread#raise reached the waiting thread', waiter.value.message == 'wake up')
+check("Thread#raise took #{elapsed_ms(started).round} ms", elapsed_ms(started) < limit)
+
+check('a timed wait ends with nil', worker.run_next(50) { raise 'no step was expected' }.nil?)
+
+waiters = Array.new(3) { Thread.new { worker.run_next(-1) { raise 'no step was expected' } } }
+sleep 0.2
+started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+worker.close
+check('close ends every wait with false', waiters.map(&:value) == [false, false, false])
+check("close took #{elapsed_ms(started).round} ms", elapsed_ms(started) < limit)
+
+worker.stop
+check('stopped', !worker.running? && worker.run_next(10) { raise 'no step' } == false)
+worker.stop # idempotent
+puts 'interrupts: all checks passed'
