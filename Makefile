@@ -7,6 +7,9 @@
 #   make test-asan  the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make build      build build/tasker and libtasker
 #   make format     reformat the C sources with clang-format
+#   make bench      build, then `tasker bench all`: every benchmark suite on a private durable
+#                   PostgreSQL (or DATABASE_URL), tables on stdout, bench/results/latest.json;
+#                   BENCH_ARGS adds options, e.g. make bench BENCH_ARGS=--quick (bench/README.md)
 #   make bench-peers  tasker vs graphile-worker on one PostgreSQL (bench/peers/; installs
 #                   the pinned npm packages on first use, so the npm registry must be reachable)
 #   make profile    perf (the workload's processes, PostgreSQL included) and callgrind over a
@@ -19,7 +22,7 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all build run test test-asan format bootstrap clean bench-peers profile
+.PHONY: all build run test test-asan format bootstrap clean bench bench-peers profile
 
 all: build
 
@@ -43,6 +46,9 @@ test-asan: bootstrap
 	@cmake --build $(BUILD_ASAN) -j $(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	./$(BUILD)/tasker bench all $(BENCH_ARGS)
 
 # ARGS is passed to bench/peers/harness.mjs, e.g. make bench-peers ARGS=--quick
 bench-peers: build

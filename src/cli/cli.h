@@ -77,6 +77,7 @@ void tk_cli_block_stop_signals(sigset_t *set);
 int tk_cli_wait_stop(const sigset_t *set);
 
 /* Commands */
+int tk_cmd_bench(int argc, char **argv);
 int tk_cmd_db(int argc, char **argv);
 int tk_cmd_dev(int argc, char **argv);
 int tk_cmd_template(int argc, char **argv);

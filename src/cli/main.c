@@ -20,6 +20,8 @@ static int cmd_version(int argc, char **argv)
 }
 
 static const tk_cli_command_t commands[] = {
+    {"bench", "measure tasker on this machine: the seed's tables, JSON results, compare",
+     tk_cmd_bench},
     {"db", "manage the database: migrations and the private development PostgreSQL", tk_cmd_db},
     {"dev", "run tasker locally on a private PostgreSQL", tk_cmd_dev},
     {"server", "run the orchestration server (REST API, result processing, sweeper)",

@@ -194,6 +194,9 @@ static void run_in_mode(const char *mode)
     snprintf(label, sizeof(label), "%s-worker", mode);
     e2e_proc_t worker =
         e2e_start_worker(db_url, e2e_source_path("examples/templates"), label, worker_extra);
+    snprintf(label, sizeof(label), "%s-fixtures", mode);
+    e2e_proc_t fixtures =
+        e2e_start_worker(db_url, e2e_source_path("tests/e2e/templates"), label, worker_extra);
     for (int i = 0; i < 3; i++) {
         char context[64];
         snprintf(context, sizeof(context), "{\"even_number\": 6, \"i\": %d}", i);
@@ -202,6 +205,21 @@ static void run_in_mode(const char *mode)
         assert_string_equal(status_of(t), "complete");
         json_decref(t);
     }
+    /* two children ready at once run side by side: the second one is announced even though
+     * the worker took the first as its continuation */
+    json_t *t = e2e_create_task(server.port, "e2e_siblings", "siblings", "{}", 30000, 201);
+    assert_string_equal(status_of(t), "complete");
+    json_decref(t);
+    PGconn *pg = tk_test_connect(db_url);
+    assert_string_equal(
+        tk_test_value(pg, "SELECT max(tr.created_at) FILTER (WHERE tr.to_state = 'in_progress') < "
+                          "min(tr.created_at) FILTER (WHERE tr.to_state = 'complete') "
+                          "FROM workflow_step_transitions tr JOIN workflow_steps ws "
+                          "USING (workflow_step_uuid) JOIN named_steps ns USING (named_step_uuid) "
+                          "WHERE ns.name IN ('nap_a', 'nap_b')"),
+        "t");
+    PQfinish(pg);
+    e2e_stop(&fixtures);
     e2e_stop(&worker);
     e2e_stop(&server);
     free(db_url);

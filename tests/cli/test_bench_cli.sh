@@ -1,0 +1,121 @@
+#!/bin/sh
+# test_bench_cli.sh - a quick smoke test of `tasker bench` (the full suites take minutes and
+# want a quiet, durable machine: they are run by `make bench`, not here): help and usage
+# errors, the floor and a small sql run against the test server with the JSON they write,
+# and `bench compare` verdicts and exit codes.
+set -u
+T="${TASKER_BIN:?run through ctest}"
+server_url=$(cat "$TK_TEST_PG_DIR/server_url")
+query="${server_url#*\?}"
+db="postgresql:///cli_bench?$query"
+failures=0
+export PGOPTIONS="-c client_min_messages=warning"
+unset DATABASE_URL TASKER_CONFIG_PATH
+dir=$(mktemp -d)
+out="$dir/out"
+err="$dir/err"
+
+cleanup() {
+    for d in cli_bench tasker_bench tasker_bench_sql_200; do
+        psql "$server_url" -X -q -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1
+    done
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# expect NAME EXIT_CODE PATTERN_IN_OUTPUT -- command... (a sanitizer report fails it too)
+expect() {
+    name="$1" code="$2" pattern="$3"
+    shift 4
+    "$@" >"$out" 2>"$err"
+    rc=$?
+    if grep -qE "Sanitizer|runtime error:" "$err"; then
+        echo "not ok - $name: sanitizer report"; cat "$err"
+        failures=$((failures + 1))
+    elif [ "$rc" -ne "$code" ]; then
+        echo "not ok - $name: exit $rc, expected $code"; cat "$out" "$err"
+        failures=$((failures + 1))
+    elif [ -n "$pattern" ] && ! cat "$out" "$err" | grep -qF -- "$pattern"; then
+        echo "not ok - $name: output lacks \"$pattern\""; cat "$out" "$err"
+        failures=$((failures + 1))
+    else
+        echo "ok - $name"
+    fi
+}
+
+# check NAME FILE PATTERN: FILE contains PATTERN.
+check() {
+    if grep -qF -- "$3" "$2"; then
+        echo "ok - $1"
+    else
+        echo "not ok - $1: lacks \"$3\""; cat "$2"
+        failures=$((failures + 1))
+    fi
+}
+
+expect "bench --help" 0 "tasker bench compare BASE.json NEW.json" -- "$T" bench --help
+expect "bench --help lists the suites" 0 "throughput" -- "$T" bench --help
+for suite in floor sql notify e2e throughput all; do
+    expect "bench $suite --help" 0 "Usage: tasker bench $suite" -- "$T" bench "$suite" --help
+done
+expect "bench without suite" 2 "missing suite" -- "$T" bench
+expect "bench unknown suite" 2 'unknown suite "speed"' -- "$T" bench speed
+expect "bench bad option" 2 "Try 'tasker bench --help'" -- "$T" bench floor --frobnicate
+expect "bench bad --tasks" 2 "--tasks needs a number" -- "$T" bench sql --tasks many
+expect "bench bad --workflow" 2 "--workflow is linear or noop" -- "$T" bench throughput --workflow x
+expect "bench compare needs two files" 2 "compare needs two files" -- "$T" bench compare a.json
+expect "bench compare unreadable file" 1 "could not read" -- \
+    "$T" bench compare "$dir/none.json" "$dir/none.json"
+expect "bench unreachable database" 1 "could not" -- \
+    "$T" bench floor --quick --database-url "postgresql://tasker@127.0.0.1:1/tasker" \
+    --json "$dir/x.json"
+
+psql "$server_url" -X -q -c "DROP DATABASE IF EXISTS cli_bench WITH (FORCE)" \
+    -c "CREATE DATABASE cli_bench TEMPLATE tasker_template" >/dev/null
+
+expect "bench floor --quick" 0 "SELECT 1 round trip" -- \
+    "$T" bench floor --quick --iterations 100 --database-url "$db" --json "$dir/floor.json"
+check "floor JSON has the floor" "$dir/floor.json" '"select1_p50_us"'
+check "floor JSON keeps the other keys" "$dir/floor.json" '"throughput": null'
+check "floor JSON describes the machine" "$dir/floor.json" '"synchronous_commit"'
+
+expect "bench sql --quick --tasks 200" 0 "get_step_transitive_dependencies" -- \
+    "$T" bench sql --quick --tasks 200 --iterations 30 --database-url "$db" --json "$dir/sql.json"
+check "sql output has the transitions" "$out" "scenario=4 (evaluating_results->complete)"
+check "sql JSON rows" "$dir/sql.json" '"function": "get_next_ready_tasks"'
+check "sql JSON dataset size" "$dir/sql.json" '"tasks": 200'
+expect "bench sql reuses the dataset" 0 "dataset reused" -- \
+    "$T" bench sql --quick --tasks 200 --iterations 10 --database-url "$db" --json "$dir/sql2.json"
+
+cat >"$dir/base.json" <<'EOF'
+{"floor": {"select1_p50_us": 20, "commit_p50_us": 300, "notify_raw_p50_us": 80},
+ "e2e": [{"workflow": "linear", "handler": "c", "p50_ms": 5.0, "p95_ms": 6.0}],
+ "sql": [{"function": "f", "case": "c", "tasks": 5000, "p50_us": 100}],
+ "notify": {"p50_ms": 0.4, "p99_ms": 1.0},
+ "throughput": {"tasks_per_s": 100, "steps_per_s": 400, "step_p50_ms": 10}}
+EOF
+cat >"$dir/new.json" <<'EOF'
+{"floor": {"select1_p50_us": 21, "commit_p50_us": 310, "notify_raw_p50_us": 80},
+ "e2e": [{"workflow": "linear", "handler": "c", "p50_ms": 7.0, "p95_ms": 6.6}],
+ "sql": [{"function": "f", "case": "c", "tasks": 5000, "p50_us": 115}],
+ "notify": {"p50_ms": 0.45, "p99_ms": 0.5},
+ "throughput": {"tasks_per_s": 75, "steps_per_s": 300, "step_p50_ms": 10.5}}
+EOF
+expect "bench notify --quick" 0 "send -> consumer woken" -- \
+    "$T" bench notify --quick --iterations 50 --database-url "$db" --json "$dir/notify.json"
+check "notify JSON" "$dir/notify.json" '"p99_ms"'
+
+expect "bench compare same run" 0 "0 FAIL" -- "$T" bench compare "$dir/base.json" "$dir/base.json"
+check "compare: floor figures are information" "$out" "info"
+expect "bench compare with a regression" 1 "FAIL" -- "$T" bench compare "$dir/base.json" "$dir/new.json"
+check "compare: 40% slower E2E fails" "$out" "e2e linear/c p50_ms"
+check "compare: 15% slower SQL is watched" "$out" "watch"
+check "compare: 25% lower throughput is investigated" "$out" "investigate"
+check "compare: a faster p99 is better" "$out" "better"
+
+if [ "$failures" -ne 0 ]; then
+    echo "$failures failure(s)"
+    exit 1
+fi
+echo "all passed"
