@@ -14,6 +14,7 @@ unset DATABASE_URL TASKER_CONFIG_PATH
 dir=$(mktemp -d)
 out="$dir/out"
 err="$dir/err"
+. "$(dirname "$0")/lib.sh"
 
 cleanup() {
     for d in cli_bench tasker_bench tasker_bench_sql_200; do
@@ -23,36 +24,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-
-# expect NAME EXIT_CODE PATTERN_IN_OUTPUT -- command... (a sanitizer report fails it too)
-expect() {
-    name="$1" code="$2" pattern="$3"
-    shift 4
-    "$@" >"$out" 2>"$err"
-    rc=$?
-    if grep -qE "Sanitizer|runtime error:" "$err"; then
-        echo "not ok - $name: sanitizer report"; cat "$err"
-        failures=$((failures + 1))
-    elif [ "$rc" -ne "$code" ]; then
-        echo "not ok - $name: exit $rc, expected $code"; cat "$out" "$err"
-        failures=$((failures + 1))
-    elif [ -n "$pattern" ] && ! cat "$out" "$err" | grep -qF -- "$pattern"; then
-        echo "not ok - $name: output lacks \"$pattern\""; cat "$out" "$err"
-        failures=$((failures + 1))
-    else
-        echo "ok - $name"
-    fi
-}
-
-# check NAME FILE PATTERN: FILE contains PATTERN.
-check() {
-    if grep -qF -- "$3" "$2"; then
-        echo "ok - $1"
-    else
-        echo "not ok - $1: lacks \"$3\""; cat "$2"
-        failures=$((failures + 1))
-    fi
-}
 
 expect "bench --help" 0 "tasker bench compare BASE.json NEW.json" -- "$T" bench --help
 expect "bench --help lists the suites" 0 "throughput" -- "$T" bench --help

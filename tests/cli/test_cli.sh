@@ -10,24 +10,8 @@ failures=0
 export PGOPTIONS="-c client_min_messages=warning"
 out=$(mktemp)
 err=$(mktemp)
+. "$(dirname "$0")/lib.sh"
 trap 'rm -f "$out" "$err"' EXIT
-
-# expect NAME EXIT_CODE PATTERN_IN_OUTPUT -- command...
-expect() {
-    name="$1" code="$2" pattern="$3"
-    shift 4
-    "$@" >"$out" 2>"$err"
-    rc=$?
-    if [ "$rc" -ne "$code" ]; then
-        echo "not ok - $name: exit $rc, expected $code"; cat "$out" "$err"
-        failures=$((failures + 1))
-    elif [ -n "$pattern" ] && ! cat "$out" "$err" | grep -q -- "$pattern"; then
-        echo "not ok - $name: output lacks \"$pattern\""; cat "$out" "$err"
-        failures=$((failures + 1))
-    else
-        echo "ok - $name"
-    fi
-}
 
 expect "tasker --help" 0 "Usage: tasker" -- "$T" --help
 expect "tasker without command" 2 "Usage: tasker" -- "$T"

@@ -16,6 +16,7 @@ unset TASKER_CONFIG_PATH TASKER_URL TASKER_CLIENT_URL
 dir=$(mktemp -d)
 out="$dir/out"
 err="$dir/err"
+. "$(dirname "$0")/lib.sh"
 server_pid=""
 worker_pid=""
 
@@ -29,37 +30,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-
-# expect NAME EXIT_CODE PATTERN_IN_OUTPUT -- command... (a sanitizer report on stderr fails
-# it too: under ASan a crash or leak exits 1, which some checks expect for other reasons)
-expect() {
-    name="$1" code="$2" pattern="$3"
-    shift 4
-    "$@" >"$out" 2>"$err"
-    rc=$?
-    if grep -qE "Sanitizer|runtime error:" "$err"; then
-        echo "not ok - $name: sanitizer report"; cat "$err"
-        failures=$((failures + 1))
-    elif [ "$rc" -ne "$code" ]; then
-        echo "not ok - $name: exit $rc, expected $code"; cat "$out" "$err"
-        failures=$((failures + 1))
-    elif [ -n "$pattern" ] && ! cat "$out" "$err" | grep -qF -- "$pattern"; then
-        echo "not ok - $name: output lacks \"$pattern\""; cat "$out" "$err"
-        failures=$((failures + 1))
-    else
-        echo "ok - $name"
-    fi
-}
-
-# check NAME FILE PATTERN: the last command's FILE ($out or $err) contains PATTERN.
-check() {
-    if grep -qF -- "$3" "$2"; then
-        echo "ok - $1"
-    else
-        echo "not ok - $1: lacks \"$3\""; cat "$2"
-        failures=$((failures + 1))
-    fi
-}
 
 # check_not NAME FILE PATTERN: FILE does not contain PATTERN.
 check_not() {

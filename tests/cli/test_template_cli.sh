@@ -10,34 +10,8 @@ fixtures="$src/tests/unit/templates"
 failures=0
 out=$(mktemp)
 err=$(mktemp)
+. "$(dirname "$0")/lib.sh"
 trap 'rm -f "$out" "$err"' EXIT
-
-# expect NAME EXIT_CODE PATTERN_IN_OUTPUT -- command...
-expect() {
-    name="$1" code="$2" pattern="$3"
-    shift 4
-    "$@" >"$out" 2>"$err"
-    rc=$?
-    if [ "$rc" -ne "$code" ]; then
-        echo "not ok - $name: exit $rc, expected $code"; cat "$out" "$err"
-        failures=$((failures + 1))
-    elif [ -n "$pattern" ] && ! cat "$out" "$err" | grep -qF -- "$pattern"; then
-        echo "not ok - $name: output lacks \"$pattern\""; cat "$out" "$err"
-        failures=$((failures + 1))
-    else
-        echo "ok - $name"
-    fi
-}
-
-# check NAME FILE PATTERN: the last command's FILE ($out or $err) contains PATTERN.
-check() {
-    if grep -qF -- "$3" "$2"; then
-        echo "ok - $1"
-    else
-        echo "not ok - $1: lacks \"$3\""; cat "$2"
-        failures=$((failures + 1))
-    fi
-}
 
 # Help and usage errors.
 expect "template --help" 0 "Usage: tasker template <subcommand>" -- "$T" template --help
