@@ -12,9 +12,10 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: tasker server [options]\n"
             "\n"
-            "Run the orchestration server: the REST API, step-result processing and the\n"
-            "sweeper that recovers from crashed workers and stuck tasks. Any number of servers\n"
-            "may share one database. Stops cleanly on Ctrl-C or SIGTERM.\n"
+            "Run the orchestration server: the REST API, retries when their backoff ends,\n"
+            "and the sweeper that recovers from crashed workers and stuck tasks (workers\n"
+            "apply step results themselves). Any number of servers may share one database.\n"
+            "Stops cleanly on Ctrl-C or SIGTERM.\n"
             "\n"
             "Options:\n"
             "  -c, --config FILE      YAML configuration (default: $TASKER_CONFIG_PATH; see\n"

@@ -18,6 +18,7 @@
 
 #include "common/clock.h"
 #include "common/error_int.h"
+#include "common/outcome.h"
 #include "db/conn.h"
 #include "mq/listener.h"
 #include "orchestration/orchestrator.h"
@@ -102,16 +103,7 @@ static int process_batch(tk_orchestrator_t *o, tk_conn_t *conn)
         else if (strcmp(task_state, "error") == 0)
             o->stats.tasks_error++;
         pthread_mutex_unlock(&o->lock);
-        if (step_state[0] != '\0')
-            TK_LOG_IDS(TK_LOG_DEBUG, "orchestrator", &ids, "step is %s; task is %s", step_state,
-                       task_state);
-        if (strcmp(task_state, "complete") == 0 || strcmp(task_state, "error") == 0)
-            TK_LOG_IDS(strcmp(task_state, "error") == 0 ? TK_LOG_WARN : TK_LOG_INFO, "orchestrator",
-                       &ids, "task finished: %s", task_state);
-        else if (strcmp(step_state, "waiting_for_retry") == 0)
-            TK_LOG_IDS(TK_LOG_INFO, "orchestrator", &ids, "step failed; retry scheduled");
-        else if (strcmp(step_state, "error") == 0)
-            TK_LOG_IDS(TK_LOG_WARN, "orchestrator", &ids, "step failed for good");
+        tk_log_outcome("orchestrator", &ids, step_state, task_state);
     }
     PQclear(res);
     return n;

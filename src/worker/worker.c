@@ -26,6 +26,7 @@
 
 #include "common/clock.h"
 #include "common/error_int.h"
+#include "common/outcome.h"
 #include "db/conn.h"
 #include "db/pool.h"
 #include "mq/listener.h"
@@ -149,19 +150,6 @@ static void job_free(job_t *job)
 
 /* --- reporting ----------------------------------------------------------------------------- */
 
-/* Log what an applied result did to its step and task. */
-static void log_outcome(const tk_log_ids_t *ids, const char *step_state, const char *task_state)
-{
-    if (strcmp(task_state, "complete") == 0)
-        TK_LOG_IDS(TK_LOG_INFO, "worker", ids, "task finished: complete");
-    else if (strcmp(task_state, "error") == 0)
-        TK_LOG_IDS(TK_LOG_WARN, "worker", ids, "task finished: error");
-    else if (strcmp(step_state, "waiting_for_retry") == 0)
-        TK_LOG_IDS(TK_LOG_INFO, "worker", ids, "step failed; retry scheduled");
-    else if (strcmp(step_state, "error") == 0)
-        TK_LOG_IDS(TK_LOG_WARN, "worker", ids, "step failed for good");
-}
-
 /* Send a result with tasker.complete_step, retrying connection failures until the lease would
  * have expired anyway. Counts it as lost when the lease was gone. Returns the statement's
  * rows (the verdict, then any steps claimed as continuation; caller PQclears) or NULL. */
@@ -185,7 +173,7 @@ static PGresult *report(tk_worker_t *w, const char *step_uuid, const char *resul
                            "result dropped: the step's lease was lost (it ran too long or was "
                            "cancelled)");
             } else {
-                log_outcome(ids, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+                tk_log_outcome("worker", ids, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
             }
             return res;
         }

@@ -42,6 +42,18 @@ const char *e2e_source_path(const char *relative)
     return path;
 }
 
+const char *e2e_build_path(const char *relative)
+{
+    static char path[1024];
+    const char *bin = getenv("TASKER_BIN");
+    if (bin == NULL)
+        fail_msg("TASKER_BIN is not set: run through ctest");
+    const char *slash = strrchr(bin, '/');
+    snprintf(path, sizeof(path), "%.*s/%s", slash ? (int)(slash - bin) : 1, slash ? bin : ".",
+             relative);
+    return path;
+}
+
 static long long now_ms(void)
 {
     struct timespec ts;

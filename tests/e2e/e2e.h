@@ -25,6 +25,9 @@ void e2e_init(const char *test_name);
 /* Path of a file in the source tree (static buffer). */
 const char *e2e_source_path(const char *relative);
 
+/* Path of a file in the build tree, the directory of $TASKER_BIN (static buffer). */
+const char *e2e_build_path(const char *relative);
+
 /* Start `tasker server --database-url URL --port 0 [extra...]` (extra is NULL-terminated) and
  * wait for its banner. */
 e2e_proc_t e2e_start_server(const char *db_url, const char *label, const char *const *extra);

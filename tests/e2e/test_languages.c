@@ -30,15 +30,12 @@
 #define TK_BINDINGS_SKIPPED false
 #endif
 
-/* <build>/bindings/<language>/bin/<program>, next to $TASKER_BIN (<build>/tasker). */
+/* <build>/bindings/<language>/bin/<program>, which must exist. */
 static const char *binding_worker(const char *language, const char *program, char *buf, size_t size)
 {
-    const char *bin = getenv("TASKER_BIN");
-    if (bin == NULL)
-        fail_msg("TASKER_BIN is not set: run through ctest");
-    const char *slash = strrchr(bin, '/');
-    snprintf(buf, size, "%.*s/bindings/%s/bin/%s", slash ? (int)(slash - bin) : 1,
-             slash ? bin : ".", language, program);
+    char relative[256];
+    snprintf(relative, sizeof(relative), "bindings/%s/bin/%s", language, program);
+    snprintf(buf, size, "%s", e2e_build_path(relative));
     if (access(buf, X_OK) != 0)
         fail_msg("%s is missing: the %s binding was not built", buf, language);
     return buf;

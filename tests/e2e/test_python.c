@@ -50,16 +50,13 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* build/bindings/python/bin/tasker-python-worker, from $TASKER_BIN = build/tasker. */
+/* build/bindings/python/bin/tasker-python-worker, if it was built. */
 static bool find_worker_bin(void)
 {
-    const char *bin = getenv("TASKER_BIN");
-    if (bin == NULL)
+    if (getenv("TASKER_BIN") == NULL)
         return false;
-    const char *slash = strrchr(bin, '/');
-    int dirlen = slash ? (int)(slash - bin) : 1;
-    snprintf(worker_bin, sizeof(worker_bin), "%.*s/bindings/python/bin/tasker-python-worker",
-             dirlen, slash ? bin : ".");
+    snprintf(worker_bin, sizeof(worker_bin), "%s",
+             e2e_build_path("bindings/python/bin/tasker-python-worker"));
     return access(worker_bin, X_OK) == 0;
 }
 
@@ -84,9 +81,9 @@ static int setup(void **state)
     if (!have_python)
         return 0;
     db_url = tk_test_db_create("e2e_python");
-    const char *server_extra[] = {"--set", "backoff.base_seconds=0", "--set", "backoff.jitter=0",
+    const char *fast_retries[] = {"--set", "backoff.base_seconds=0", "--set", "backoff.jitter=0",
                                   NULL};
-    server = e2e_start_server(db_url, "server", server_extra);
+    server = e2e_start_server(db_url, "server", fast_retries);
     port = server.port;
     c_examples =
         e2e_start_worker(db_url, e2e_source_path("examples/templates"), "c-examples", NULL);
@@ -96,8 +93,9 @@ static int setup(void **state)
         e2e_start_worker(db_url, e2e_source_path("tests/e2e/python/templates"), "c-fixtures", NULL);
     py_examples =
         start_python("py-examples", "examples/python/templates", "examples/python/handlers", NULL);
+    /* workers apply their own results: the retries' backoff is theirs to set */
     py_fixtures = start_python("py-fixtures", "tests/e2e/python/templates",
-                               "tests/e2e/python/handlers", NULL);
+                               "tests/e2e/python/handlers", fast_retries);
     return 0;
 }
 

@@ -16,7 +16,6 @@
  *   - the extra time per linear (4-step) workflow of Ruby over C is printed (not asserted).
  * Skipped in the sanitizer build, which does not build the Ruby binding.
  */
-#include <libgen.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -57,18 +56,13 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* <build>/bindings/ruby/bin/tasker-ruby-worker, next to $TASKER_BIN (<build>/tasker). */
+/* <build>/bindings/ruby/bin/tasker-ruby-worker, after checking its extension is built. */
 static const char *ruby_worker_path(void)
 {
     static char path[1024];
-    const char *bin = getenv("TASKER_BIN");
-    if (bin == NULL)
-        fail_msg("TASKER_BIN is not set: run through ctest");
-    char copy[1024], native[1100];
-    snprintf(copy, sizeof(copy), "%s", bin);
-    const char *build = dirname(copy);
-    snprintf(path, sizeof(path), "%s/bindings/ruby/bin/tasker-ruby-worker", build);
-    snprintf(native, sizeof(native), "%s/bindings/ruby/lib/tasker_native.so", build);
+    char native[1024];
+    snprintf(path, sizeof(path), "%s", e2e_build_path("bindings/ruby/bin/tasker-ruby-worker"));
+    snprintf(native, sizeof(native), "%s", e2e_build_path("bindings/ruby/lib/tasker_native.so"));
     if (access(path, X_OK) != 0 || access(native, R_OK) != 0)
         fail_msg("%s or %s is missing: the Ruby binding was not built (ruby-dev installed?)", path,
                  native);
@@ -110,15 +104,16 @@ static int setup(void **state)
     if (TK_RUBY_SKIPPED)
         return 0;
     db_url = tk_test_db_create("e2e_ruby");
-    const char *server_extra[] = {"--set", "backoff.base_seconds=0", NULL};
-    server = e2e_start_server(db_url, "server", server_extra);
+    const char *fast_retries[] = {"--set", "backoff.base_seconds=0", NULL};
+    server = e2e_start_server(db_url, "server", fast_retries);
     port = server.port;
     c_worker = e2e_start_worker(db_url, e2e_source_path("examples/templates"), "c-worker", NULL);
     const char *examples_handlers[] = {"examples/ruby/handlers", NULL};
     rb_examples = start_ruby("rb-examples", "examples/ruby/templates", examples_handlers, NULL);
     const char *tests_handlers[] = {"tests/e2e/ruby/handlers", "examples/ruby/handlers", NULL};
     unlink("e2e-logs/ruby-rb-tests.log"); /* the tests read it: only this run's lines */
-    rb_tests = start_ruby("rb-tests", "tests/e2e/ruby/templates", tests_handlers, NULL);
+    /* workers apply their own results: the retries' backoff is theirs to set */
+    rb_tests = start_ruby("rb-tests", "tests/e2e/ruby/templates", tests_handlers, fast_retries);
     return 0;
 }
 
