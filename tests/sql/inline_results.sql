@@ -177,4 +177,51 @@ BEGIN
     ASSERT pg_temp.step_state(t, 'b') = 'pending';
 END $$;
 
+-- 0008: several hops in one UPDATE keep every hop in the history, in order, and leave the
+-- guard armed: after a continuation in this same transaction, a forbidden direct UPDATE is
+-- still refused.
+DO $$
+DECLARE
+    t uuid;
+    a uuid;
+    b uuid;
+BEGIN
+    DELETE FROM tasker_mq.messages; -- earlier blocks' leftovers: claim this task's step
+    t := pg_temp.create('il', 'chain');
+    ASSERT (SELECT string_agg(coalesce(tr.from_state, '') || '>' || tr.to_state || ':' || tr.event, ','
+                              ORDER BY tr.created_at)
+            FROM tasker.task_transitions tr WHERE tr.task_uuid = t)
+           = '>pending:create,pending>initializing:start,initializing>enqueuing_steps:ready_steps_found,'
+             'enqueuing_steps>steps_in_process:steps_enqueued',
+        (SELECT string_agg(coalesce(tr.from_state, '') || '>' || tr.to_state || ':' || tr.event, ','
+                           ORDER BY tr.created_at)
+         FROM tasker.task_transitions tr WHERE tr.task_uuid = t);
+    SELECT s.step_uuid INTO a FROM tasker.claim_steps('{worker_il_queue}', NULL, 10, 'w1', 30) s;
+    SELECT c.step_uuid INTO b FROM pg_temp.complete('il', a, pg_temp.ok(a), 1)
+        AS c(accepted boolean, step_state text, task_state text, step_uuid uuid, step_name text,
+             attempts integer, deps jsonb)
+    WHERE c.step_uuid IS NOT NULL;
+    ASSERT b IS NOT NULL, 'b was continued';
+    ASSERT (SELECT string_agg(tr.to_state || ':' || tr.event, ',' ORDER BY tr.created_at)
+            FROM tasker.workflow_step_transitions tr WHERE tr.workflow_step_uuid = b)
+           = 'pending:create,enqueued:enqueue,in_progress:start',
+        (SELECT string_agg(tr.to_state || ':' || tr.event, ',' ORDER BY tr.created_at)
+         FROM tasker.workflow_step_transitions tr WHERE tr.workflow_step_uuid = b);
+    ASSERT (SELECT string_agg(tr.to_state || ':' || tr.event, ',' ORDER BY tr.created_at)
+            FROM tasker.workflow_step_transitions tr WHERE tr.workflow_step_uuid = a)
+           = 'pending:create,enqueued:enqueue,in_progress:start,'
+             'enqueued_for_orchestration:enqueue_for_orchestration,complete:complete',
+        (SELECT string_agg(tr.to_state || ':' || tr.event, ',' ORDER BY tr.created_at)
+         FROM tasker.workflow_step_transitions tr WHERE tr.workflow_step_uuid = a);
+    ASSERT current_setting('tasker.recorded_path', true) = 'off';
+    BEGIN
+        UPDATE tasker.workflow_steps ws SET state = 'in_progress'
+        FROM tasker.named_steps n
+        WHERE ws.task_uuid = t AND n.named_step_uuid = ws.named_step_uuid AND n.name = 'c';
+        RAISE EXCEPTION 'pending -> in_progress was accepted';
+    EXCEPTION WHEN SQLSTATE 'TK002' THEN
+        NULL;
+    END;
+END $$;
+
 SELECT 'inline_results: ok';
