@@ -44,7 +44,8 @@ until [ -s "$LOG" ]; do
 done
 cat "$LOG"
 
-for workflow in linear_workflow_rb:mathematical_sequence diamond_workflow_rb:diamond_pattern; do
+for workflow in linear_workflow_rb:mathematical_sequence diamond_workflow_rb:diamond_pattern \
+    complex_dag_workflow_rb:complex_dag tree_workflow_rb:hierarchical_tree; do
     echo
     "$BUILD/tasker" task create --url "http://localhost:$PORT" --namespace "${workflow%%:*}" \
         --name "${workflow#*:}" --context "{\"even_number\": 6, \"run\": \"$(date +%s%N)\"}" \

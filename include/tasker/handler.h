@@ -131,6 +131,12 @@ TK_API int tk_step_fail(tk_step_t *step, const char *error_type, const char *mes
  * Retry-After); capped by the server's backoff.max_seconds. */
 TK_API void tk_step_set_retry_after(tk_step_t *step, double seconds);
 
+/* After tk_step_fail(): a machine-readable code for the failure (e.g. "CARD_DECLINED"),
+ * stored as Tasker's metadata.error_code of the step's result, next to error.error_type.
+ * `code` (UTF-8) is copied; NULL or "" removes it; a later call replaces it. Ignored when
+ * the step has not failed (or the text is not UTF-8, or memory is short). */
+TK_API void tk_step_set_error_code(tk_step_t *step, const char *code);
+
 /* --- The same as JSON text, for language bindings (Ruby, Python) that parse with their own
  * JSON library. Strings are owned by the step (encoded on first use). --- */
 

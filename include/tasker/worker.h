@@ -8,6 +8,8 @@
  * call tk_host_worker_next() (which blocks: release the interpreter lock around it), run the
  * handler, end the step with tk_step_succeed_json() / tk_step_fail() (see handler.h), and
  * call tk_host_worker_done(). Built-in and plugin handlers keep running on C threads.
+ * tk_host_worker_wake() ends the waits at once (for the interpreter's interrupts and for
+ * shutdown); tk_host_worker_port() tells where /health listens.
  *
  *     tk_host_worker_t *w;
  *     const char *handlers[] = {"Payments::Charge", NULL};
@@ -44,7 +46,7 @@ typedef struct tk_host_worker_opts_s {
     const char *const *settings;      /* "key=value" overrides, NULL-terminated; may be NULL */
     const char *const *host_handlers; /* callables the host runs, NULL-terminated */
     const char *const *namespaces;    /* extra namespaces to serve, NULL-terminated; may be NULL */
-    bool serve_health;                /* serve /health and /metrics on worker.port */
+    bool serve_health;                /* /health, /metrics on worker.port: tk_host_worker_port */
 } tk_host_worker_opts_t;
 
 /* Load the configuration, register templates, start the runtime. Errors: TK_EINVAL (bad
@@ -54,10 +56,21 @@ TK_API int tk_host_worker_start(const tk_host_worker_opts_t *opts, tk_host_worke
                                 tk_error_t *err);
 
 /* Wait up to timeout_ms (< 0: forever) for a step whose handler the host runs.
- * TK_OK with *step set, TK_ETIMEDOUT, or TK_ESHUTDOWN once tk_host_worker_stop() began.
- * The step belongs to the caller until tk_host_worker_done(). Blocks: release the
- * interpreter lock around this call. Thread-safe. */
+ * TK_OK with *step set, TK_ETIMEDOUT (also when tk_host_worker_wake() ended the wait), or
+ * TK_ESHUTDOWN once tk_host_worker_stop() began. The step belongs to the caller until
+ * tk_host_worker_done(). Blocks: release the interpreter lock around this call.
+ * Thread-safe. */
 TK_API int tk_host_worker_next(tk_host_worker_t *w, int timeout_ms, tk_step_t **step);
+
+/* End every wait in progress: each thread blocked in tk_host_worker_next() at the time of
+ * the call returns TK_ETIMEDOUT at once, without taking a step (queued steps stay for the
+ * next call). Calls that begin afterwards wait as usual, so a thread that is about to call
+ * next() when this runs is not reached: a caller interrupting a wait (an interpreter's
+ * unblocking function) sets its own flag first and checks it before each next(), or calls
+ * this again until the waiter has left. For the host's interrupts (Ctrl-C, Thread#kill)
+ * and shutdown. Thread-safe; never blocks for long; not async-signal-safe. w must be
+ * started and not yet stopped; accepts NULL. */
+TK_API void tk_host_worker_wake(tk_host_worker_t *w);
 
 /* Hand back a step after ending it (a step without an outcome is reported as a retryable
  * handler_error). The step must not be used afterwards. Thread-safe. */
@@ -65,6 +78,11 @@ TK_API void tk_host_worker_done(tk_host_worker_t *w, tk_step_t *step);
 
 /* The worker's id (lease owner), e.g. "myhost-1234". */
 TK_API const char *tk_host_worker_id(const tk_host_worker_t *w);
+
+/* The TCP port the health endpoint (/health, /metrics) listens on: the one the system chose
+ * when worker.port is 0. 0 when the worker serves no health endpoint (serve_health false).
+ * Thread-safe. */
+TK_API int tk_host_worker_port(const tk_host_worker_t *w);
 
 /* Stop: no new claims; next() returns TK_ESHUTDOWN; steps already handed to the host have
  * until the handler timeout to be done(); then free (unless some are still not done: the

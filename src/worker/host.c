@@ -6,6 +6,9 @@
  * (tk_host_worker_next), ended it and handed it back (tk_host_worker_done). The C runtime
  * then reports the result as for any handler, so leases, timeouts and retries behave the
  * same whatever the language. One mutex guards the queue and the hand-over slots.
+ *
+ * tk_host_worker_wake() ends the waits in progress: every next() notes the wake generation
+ * when it starts waiting and returns TK_ETIMEDOUT, without taking a step, once it changed.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -39,6 +42,7 @@ struct tk_host_worker_s {
     pthread_cond_t ready;
     slot_t *head, *tail; /* waiting for a host thread */
     slot_t *taken;       /* with a host thread */
+    uint64_t wake_gen;   /* incremented by tk_host_worker_wake() */
     bool stopping;
 };
 
@@ -160,13 +164,14 @@ int tk_host_worker_next(tk_host_worker_t *w, int timeout_ms, tk_step_t **step)
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : tk_clock_ms() + timeout_ms;
     *step = NULL;
     pthread_mutex_lock(&w->lock);
-    while (w->head == NULL && !w->stopping && tk_clock_ms() < deadline)
+    uint64_t gen = w->wake_gen;
+    while (w->head == NULL && !w->stopping && w->wake_gen == gen && tk_clock_ms() < deadline)
         wait_until(&w->ready, &w->lock,
                    deadline - tk_clock_ms() > 1000 ? tk_clock_ms() + 1000 : deadline);
     int rc = TK_ETIMEDOUT;
     if (w->stopping) {
         rc = TK_ESHUTDOWN;
-    } else if (w->head != NULL) {
+    } else if (w->head != NULL && w->wake_gen == gen) {
         slot_t *slot = w->head;
         w->head = slot->next;
         if (w->head == NULL)
@@ -176,9 +181,21 @@ int tk_host_worker_next(tk_host_worker_t *w, int timeout_ms, tk_step_t **step)
         w->taken = slot;
         *step = slot->step;
         rc = TK_OK;
+    } else if (w->head != NULL) {
+        pthread_cond_signal(&w->ready); /* woken: leave the step to another waiter */
     }
     pthread_mutex_unlock(&w->lock);
     return rc;
+}
+
+void tk_host_worker_wake(tk_host_worker_t *w)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->wake_gen++;
+    pthread_cond_broadcast(&w->ready);
+    pthread_mutex_unlock(&w->lock);
 }
 
 void tk_host_worker_done(tk_host_worker_t *w, tk_step_t *step)
@@ -204,6 +221,11 @@ void tk_host_worker_done(tk_host_worker_t *w, tk_step_t *step)
 const char *tk_host_worker_id(const tk_host_worker_t *w)
 {
     return w->cfg.worker.id;
+}
+
+int tk_host_worker_port(const tk_host_worker_t *w)
+{
+    return (int)tk_worker_service_port(w->svc);
 }
 
 void tk_host_worker_stop(tk_host_worker_t *w)

@@ -27,8 +27,9 @@ struct tk_step_s {
     double retry_after; /* < 0: none */
     int64_t started_us, finished_us;
     struct timespec started_wall;
-    json_t *custom;    /* metadata.custom, or NULL */
-    json_t *backtrace; /* error.backtrace, or NULL */
+    json_t *custom;     /* metadata.custom, or NULL */
+    json_t *backtrace;  /* error.backtrace, or NULL */
+    json_t *error_code; /* metadata.error_code (a string) of a failure, or NULL */
     char *context_json, *config_json, *dependencies_json, *parents_json; /* encoded lazily */
 };
 
@@ -106,6 +107,7 @@ void tk_step_free(tk_step_t *s)
     json_decref(s->result);
     json_decref(s->custom);
     json_decref(s->backtrace);
+    json_decref(s->error_code);
     free(s->error_type);
     free(s->error_message);
     free(s->context_json);
@@ -303,6 +305,14 @@ void tk_step_set_retry_after(tk_step_t *s, double seconds)
         s->retry_after = seconds;
 }
 
+void tk_step_set_error_code(tk_step_t *s, const char *code)
+{
+    if (!s->done || s->success)
+        return;
+    json_decref(s->error_code);
+    s->error_code = code != NULL && code[0] != '\0' ? json_string(code) : NULL;
+}
+
 bool tk_step_has_outcome(const tk_step_t *s)
 {
     return s->done;
@@ -373,6 +383,8 @@ char *tk_step_result_json(const tk_step_t *s, const char *worker_id)
         json_pack("{s:f, s:s, s:s, s:s, s:i, s:b}", "execution_time_ms", ms, "started_at", started,
                   "completed_at", completed, "worker_id", worker_id ? worker_id : "", "attempt",
                   s->attempt, "retryable", !s->success && s->retryable);
+    if (meta != NULL && !s->success && s->error_code != NULL)
+        json_object_set(meta, "error_code", s->error_code);
     if (meta != NULL && s->custom != NULL)
         json_object_set(meta, "custom", s->custom);
     json_t *result = s->success && s->result ? json_incref(s->result) : json_object();

@@ -34,8 +34,8 @@ double tk_step_execution_ms(const tk_step_t *step);
 
 /* The StepExecutionResult JSON text for complete_step (caller frees with free()):
  * {step_uuid, success, status, result, metadata{execution_time_ms, started_at, completed_at,
- * worker_id, attempt, retryable}, error{message, error_type, retryable,
- * retry_after_seconds}}. NULL when out of memory. */
+ * worker_id, attempt, retryable, error_code, custom}, error{message, error_type, retryable,
+ * retry_after_seconds, backtrace}}. NULL when out of memory. */
 char *tk_step_result_json(const tk_step_t *step, const char *worker_id);
 
 /* The step's timeout in milliseconds: handler.initialization.timeout_ms, else the template's

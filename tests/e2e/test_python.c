@@ -3,10 +3,13 @@
  * workers (bindings/python, started as build/bindings/python/bin/tasker-python-worker) on a
  * fresh database, driven over HTTP.
  *
- *   - the Python linear and diamond examples (examples/python) give exactly the values of
- *     the C builtin.square templates (examples/templates), step by step;
+ *   - the Python linear, diamond, complex_dag and tree examples (examples/python) give
+ *     exactly the values of the C builtin.square templates (examples/templates), step by
+ *     step (complex_dag and tree end at 6^64, beyond 64 bits: a float in both);
  *   - RetryableError is retried until the step succeeds (attempts counted);
- *   - PermanentError ends the task after one attempt, error_type/message/error_code stored;
+ *   - the worker started with --port 0 prints the port its health endpoint really listens on;
+ *   - PermanentError ends the task after one attempt, error_type/message/error_code stored
+ *     (error_code as metadata.error_code, Tasker's place for it, not in metadata.custom);
  *   - an unexpected exception is stored with its class, message and traceback (retryable);
  *   - a result json.dumps cannot encode is a SerializationError, not retried;
  *   - handler.method calls that method of the handler class;
@@ -15,6 +18,9 @@
  *   - a template mixing C built-in steps and Python steps completes;
  *   - a Python handler sleeping past timeout_seconds fails with handler_timeout and the
  *     worker (one thread) keeps serving;
+ *   - stop() ends at once the waits of threads blocked in next() without a timeout
+ *     (tk_host_worker_wake), and _native.Worker.port is the health port bound for port 0
+ *     (tests/e2e/python/stop_wakes.py);
  *   - and it prints the per-workflow overhead of Python handlers over C (4-step linear
  *     chain, medians), without asserting on it.
  *
@@ -29,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -159,16 +166,36 @@ static void test_examples_match_c(void **state)
     SKIP_WITHOUT_PYTHON();
     static const struct {
         const char *c_ns, *py_ns, *name;
-        const char *steps[4];
+        const char *steps[8];
+        int nsteps;
+        bool beyond_64_bits; /* the last step ends at 6^64, a float; else at 6^16 */
     } shapes[] = {
         {"linear_workflow",
          "linear_workflow_py",
          "mathematical_sequence",
-         {"linear_step_1", "linear_step_2", "linear_step_3", "linear_step_4"}},
+         {"linear_step_1", "linear_step_2", "linear_step_3", "linear_step_4"},
+         4,
+         false},
         {"diamond_workflow",
          "diamond_workflow_py",
          "diamond_pattern",
-         {"diamond_start", "diamond_branch_b", "diamond_branch_c", "diamond_end"}},
+         {"diamond_start", "diamond_branch_b", "diamond_branch_c", "diamond_end"},
+         4,
+         false},
+        {"complex_dag_workflow",
+         "complex_dag_workflow_py",
+         "complex_dag",
+         {"dag_init", "dag_process_left", "dag_process_right", "dag_validate", "dag_transform",
+          "dag_analyze", "dag_finalize"},
+         7,
+         true},
+        {"tree_workflow",
+         "tree_workflow_py",
+         "hierarchical_tree",
+         {"tree_root", "tree_branch_left", "tree_branch_right", "tree_leaf_d", "tree_leaf_e",
+          "tree_leaf_f", "tree_leaf_g", "tree_final_convergence"},
+         8,
+         true},
     };
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
         char context[128];
@@ -179,7 +206,7 @@ static void test_examples_match_c(void **state)
         assert_string_equal(status_of(py), "complete");
         const char *c_uuid = json_string_value(json_object_get(c, "task_uuid"));
         const char *py_uuid = json_string_value(json_object_get(py, "task_uuid"));
-        for (int s = 0; s < 4; s++) {
+        for (int s = 0; s < shapes[i].nsteps; s++) {
             json_t *cr = e2e_step_result(port, c_uuid, shapes[i].steps[s]);
             json_t *pr = e2e_step_result(port, py_uuid, shapes[i].steps[s]);
             if (cr == NULL || pr == NULL || !json_equal(cr, pr)) {
@@ -187,14 +214,32 @@ static void test_examples_match_c(void **state)
                 fail_msg("%s step %s: C %s, Python %s", shapes[i].name, shapes[i].steps[s],
                          ct ? ct : "(none)", pt ? pt : "(none)");
             }
-            if (s == 3)
-                assert_int_equal(json_integer_value(json_object_get(pr, "value")), 2821109907456LL);
+            json_t *value = json_object_get(pr, "value");
+            if (s == shapes[i].nsteps - 1 && shapes[i].beyond_64_bits) {
+                assert_true(json_is_real(value));
+                assert_true(json_real_value(value) > 6.3340e49 &&
+                            json_real_value(value) < 6.3341e49); /* 6^64 */
+            } else if (s == shapes[i].nsteps - 1) {
+                assert_int_equal(json_integer_value(value), 2821109907456LL);
+            }
             json_decref(cr);
             json_decref(pr);
         }
         json_decref(c);
         json_decref(py);
     }
+}
+
+/* The banner's port (tk_host_worker_port, the system's choice for --port 0) serves /health. */
+static void test_banner_port_serves_health(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_PYTHON();
+    assert_true(py_examples.port > 0);
+    long status = 0;
+    json_t *health = e2e_http(py_examples.port, "GET", "/health", NULL, &status);
+    assert_int_equal(status, 200);
+    json_decref(health);
 }
 
 static void test_retryable_error_is_retried(void **state)
@@ -238,8 +283,10 @@ static void test_permanent_error_is_not_retried(void **state)
     assert_string_equal(step_sql(pg, uuid, "decline", "results->'error'->>'message'"),
                         "card declined");
     assert_string_equal(step_sql(pg, uuid, "decline", "results->'error'->>'retryable'"), "false");
+    assert_string_equal(step_sql(pg, uuid, "decline", "results->'metadata'->>'error_code'"),
+                        "DECLINED");
     assert_string_equal(
-        step_sql(pg, uuid, "decline", "results->'metadata'->'custom'->>'error_code'"), "DECLINED");
+        step_sql(pg, uuid, "decline", "results->'metadata'->'custom'->>'error_code'"), "");
     PQfinish(pg);
     json_decref(t);
 }
@@ -483,6 +530,28 @@ static double timed_linear(const char *ns)
 /* Not a pass/fail test: prints the overhead of Python handlers over C for the 4-step linear
  * chain (client-side time of POST /v1/tasks?wait_ms until the task completed). C and Python
  * tasks alternate so that drift of the machine affects both alike. */
+/* Run tests/e2e/python/stop_wakes.py with this build's binding: stop() wakes waiting
+ * threads at once; Worker.port reports the port bound for worker.port=0. */
+static void test_stop_wakes_waiting_threads(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_PYTHON();
+    char pythonpath[1024], script[1024], templates[1024];
+    snprintf(pythonpath, sizeof(pythonpath), "%s", e2e_build_path("bindings/python"));
+    snprintf(script, sizeof(script), "%s", e2e_source_path("tests/e2e/python/stop_wakes.py"));
+    snprintf(templates, sizeof(templates), "%s", e2e_source_path("examples/python/templates"));
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("PYTHONPATH", pythonpath, 1);
+        execl("/usr/bin/python3", "python3", script, db_url, templates, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("stop_wakes.py failed (status %d)", status);
+}
+
 static void test_overhead_report(void **state)
 {
     (void)state;
@@ -539,6 +608,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_examples_match_c),
+        cmocka_unit_test(test_banner_port_serves_health),
         cmocka_unit_test(test_retryable_error_is_retried),
         cmocka_unit_test(test_permanent_error_is_not_retried),
         cmocka_unit_test(test_unexpected_exception_keeps_class_message_traceback),
@@ -547,6 +617,7 @@ int main(void)
         cmocka_unit_test(test_context_and_logger),
         cmocka_unit_test(test_mixed_c_and_python),
         cmocka_unit_test_teardown(test_timeout_then_worker_keeps_serving, stop_py_slow),
+        cmocka_unit_test(test_stop_wakes_waiting_threads),
         cmocka_unit_test(test_overhead_report),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -2,9 +2,12 @@
  * test_ruby.c - Ruby handlers end to end: a tasker server, a C worker (examples/templates)
  * and Ruby workers (bindings/ruby/bin/tasker-ruby-worker, from this build tree) on a fresh
  * database.
- *   - linear and diamond with Ruby handlers give the same values as with builtin.square;
+ *   - linear, diamond, complex_dag and tree with Ruby handlers give the same values as with
+ *     builtin.square (the last two end beyond 64 bits, as floats);
+ *   - the worker started with --port 0 prints the port its health endpoint really listens on;
  *   - a RetryableError is retried until success; a PermanentError ends the task after one
- *     attempt with its type, message and error code; an unexpected exception is stored with
+ *     attempt with its type, message and error code (metadata.error_code, Tasker's place for
+ *     it, not metadata.custom); an unexpected exception is stored with
  *     its class, message and backtrace; a result that is not JSON is a SerializationError,
  *     not retried;
  *   - a handler overrunning its timeout is reported as handler_timeout and the worker (one
@@ -189,26 +192,46 @@ static long attempts_of(json_t *task, const char *step)
     return (long)json_integer_value(json_object_get(s, "attempts"));
 }
 
-static void test_linear_and_diamond_match_c(void **state)
+static void test_workflows_match_c(void **state)
 {
     (void)state;
     skip_if_no_ruby();
     static const struct {
-        const char *c_ns, *rb_ns, *name, *steps[4];
+        const char *c_ns, *rb_ns, *name, *steps[8];
+        int nsteps;
+        bool beyond_64_bits; /* the last step ends at 6^64, a float; else at FINAL_VALUE */
     } shapes[] = {
         {"linear_workflow",
          "linear_workflow_rb",
          "mathematical_sequence",
-         {"linear_step_1", "linear_step_2", "linear_step_3", "linear_step_4"}},
+         {"linear_step_1", "linear_step_2", "linear_step_3", "linear_step_4"},
+         4,
+         false},
         {"diamond_workflow",
          "diamond_workflow_rb",
          "diamond_pattern",
-         {"diamond_start", "diamond_branch_b", "diamond_branch_c", "diamond_end"}},
+         {"diamond_start", "diamond_branch_b", "diamond_branch_c", "diamond_end"},
+         4,
+         false},
+        {"complex_dag_workflow",
+         "complex_dag_workflow_rb",
+         "complex_dag",
+         {"dag_init", "dag_process_left", "dag_process_right", "dag_validate", "dag_transform",
+          "dag_analyze", "dag_finalize"},
+         7,
+         true},
+        {"tree_workflow",
+         "tree_workflow_rb",
+         "hierarchical_tree",
+         {"tree_root", "tree_branch_left", "tree_branch_right", "tree_leaf_d", "tree_leaf_e",
+          "tree_leaf_f", "tree_leaf_g", "tree_final_convergence"},
+         8,
+         true},
     };
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
         json_t *c = run_task(shapes[s].c_ns, shapes[s].name, "complete");
         json_t *rb = run_task(shapes[s].rb_ns, shapes[s].name, "complete");
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < shapes[s].nsteps; i++) {
             json_t *cv = e2e_step_result(port, uuid_of(c), shapes[s].steps[i]);
             json_t *rv = e2e_step_result(port, uuid_of(rb), shapes[s].steps[i]);
             if (cv == NULL || rv == NULL || !json_equal(cv, rv)) {
@@ -216,9 +239,14 @@ static void test_linear_and_diamond_match_c(void **state)
                 fail_msg("%s %s: C %s, Ruby %s", shapes[s].rb_ns, shapes[s].steps[i],
                          a ? a : "null", b ? b : "null");
             }
-            if (i == 3) {
-                assert_true(json_is_integer(json_object_get(rv, "value")));
-                assert_int_equal(json_integer_value(json_object_get(rv, "value")), FINAL_VALUE);
+            json_t *value = json_object_get(rv, "value");
+            if (i == shapes[s].nsteps - 1 && shapes[s].beyond_64_bits) {
+                assert_true(json_is_real(value));
+                assert_true(json_real_value(value) > 6.3340e49 &&
+                            json_real_value(value) < 6.3341e49); /* 6^64 */
+            } else if (i == shapes[s].nsteps - 1) {
+                assert_true(json_is_integer(value));
+                assert_int_equal(json_integer_value(value), FINAL_VALUE);
             }
             json_decref(cv);
             json_decref(rv);
@@ -226,6 +254,18 @@ static void test_linear_and_diamond_match_c(void **state)
         json_decref(c);
         json_decref(rb);
     }
+}
+
+/* The banner's port (tk_host_worker_port, the system's choice for --port 0) serves /health. */
+static void test_banner_port_serves_health(void **state)
+{
+    (void)state;
+    skip_if_no_ruby();
+    assert_true(rb_examples.port > 0);
+    long status = 0;
+    json_t *health = e2e_http(rb_examples.port, "GET", "/health", NULL, &status);
+    assert_int_equal(status, 200);
+    json_decref(health);
 }
 
 static void test_retryable_error_then_success(void **state)
@@ -252,8 +292,13 @@ static void test_permanent_error_one_attempt(void **state)
     assert_string_equal(json_string_value(json_object_get(error, "error_type")), "PermanentError");
     assert_string_equal(json_string_value(json_object_get(error, "message")), "card declined");
     assert_true(json_is_false(json_object_get(error, "retryable")));
-    json_t *custom = json_object_get(json_object_get(r, "metadata"), "custom");
-    assert_string_equal(json_string_value(json_object_get(custom, "error_code")), "CARD_DECLINED");
+    json_t *metadata = json_object_get(r, "metadata");
+    const char *code = json_string_value(json_object_get(metadata, "error_code"));
+    if (code == NULL || strcmp(code, "CARD_DECLINED") != 0) {
+        char *text = json_dumps(metadata, 0);
+        fail_msg("metadata.error_code is not CARD_DECLINED: metadata %s", text);
+    }
+    assert_null(json_object_get(json_object_get(metadata, "custom"), "error_code"));
     json_decref(r);
     json_decref(t);
 }
@@ -506,7 +551,8 @@ int main(void)
 {
     e2e_init("ruby");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_linear_and_diamond_match_c),
+        cmocka_unit_test(test_workflows_match_c),
+        cmocka_unit_test(test_banner_port_serves_health),
         cmocka_unit_test(test_retryable_error_then_success),
         cmocka_unit_test(test_permanent_error_one_attempt),
         cmocka_unit_test(test_unexpected_exception_has_backtrace),

@@ -5,21 +5,26 @@
  *
  *   Worker(settings, handlers, namespaces=None, config_path=None, serve_health=True)
  *       starts a host worker (tk_host_worker_start) serving `handlers` (callable names);
- *       .id, .next(timeout_ms=-1) -> Step | None, .done(step), .stop()
- *   Step    one claimed step: ids, attempt, the JSON texts, succeed_json/fail/set_* and log
+ *       .id, .port, .next(timeout_ms=-1) -> Step | None, .done(step), .stop()
+ *   Step    one claimed step: ids, attempt, the JSON texts, succeed_json/fail/set_* (among
+ *       them set_error_code) and log
  *   template_steps(path), config(config_path, settings), log(level, component, message),
  *   log_enabled(level), clock_ms(), Error, Stopped, LOG_* levels
  *
  * Threads: any number of Python threads may call next() at once. next() releases the GIL
- * while it waits and waits in slices of POLL_SLICE_MS, checking for signals in between, so
- * Ctrl-C reaches the main thread and stop() never waits long for pollers. stop() first
- * waits until no thread is inside tk_host_worker_next (which must not run when the host
- * worker is freed), then stops the host worker with the GIL released so that handlers
- * still running in Python threads can finish and hand their steps back.
+ * while it waits. In the main thread it waits in slices of POLL_SLICE_MS, checking for
+ * signals in between, so that Ctrl-C is noticed (signal handlers run only there); other
+ * threads wait for their whole timeout in one call. stop() ends the waits in progress with
+ * tk_host_worker_wake, repeated every STOP_WAKE_MS until no thread is inside
+ * tk_host_worker_next (which must not run when the host worker is freed; repeating also
+ * catches a thread that was just entering it), then stops the host worker with the GIL
+ * released so that handlers still running in Python threads can finish and hand their steps
+ * back.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -27,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/clock.h"
 #include "common/config.h"
@@ -35,8 +41,13 @@
 #include "tasker/worker.h"
 #include "template/template.h"
 
-/* Longest one wait inside next(): bounds how late a signal or stop() is noticed. */
+/* Longest one wait inside next() in the main thread: bounds how late a signal is noticed. */
 #define POLL_SLICE_MS 100
+
+/* How often stop() repeats tk_host_worker_wake while threads are still inside next(). */
+#define STOP_WAKE_MS 10
+
+static unsigned long main_thread_ident; /* threading.main_thread().ident, read at import */
 
 static PyObject *native_error;   /* tasker._native.Error(RuntimeError), .code = TK_E* */
 static PyObject *native_stopped; /* tasker._native.Stopped: the worker is stopping */
@@ -190,8 +201,18 @@ static void worker_stop_nogil(WorkerObject *self)
         return;
     }
     self->state = W_STOPPING; /* next() refuses new waits from now on */
-    while (self->polling > 0)
-        pthread_cond_wait(&self->idle, &self->lock);
+    while (self->polling > 0) {
+        /* a woken wait sees the state; waking again catches a thread entering one */
+        tk_host_worker_wake(self->w);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += STOP_WAKE_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&self->idle, &self->lock, &ts);
+    }
     pthread_mutex_unlock(&self->lock);
     /* Steps with Python threads are waited for: done() stays usable until this returns. */
     tk_host_worker_stop(self->w);
@@ -241,6 +262,7 @@ static PyObject *worker_next(WorkerObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "|i:next", &timeout_ms))
         return NULL;
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : tk_clock_ms() + timeout_ms;
+    bool sliced = PyThread_get_thread_ident() == main_thread_ident;
     for (;;) {
         pthread_mutex_lock(&self->lock);
         if (self->state != W_RUNNING) {
@@ -251,8 +273,12 @@ static PyObject *worker_next(WorkerObject *self, PyObject *args)
         self->polling++;
         pthread_mutex_unlock(&self->lock);
 
-        int64_t left = deadline - tk_clock_ms();
-        int slice = left > POLL_SLICE_MS ? POLL_SLICE_MS : (left > 0 ? (int)left : 0);
+        int slice = -1; /* other threads without a timeout: until a step, stop() or a wake */
+        if (timeout_ms >= 0 || sliced) {
+            int64_t left = deadline - tk_clock_ms();
+            int64_t cap = sliced ? POLL_SLICE_MS : INT_MAX;
+            slice = left <= 0 ? 0 : (int)(left < cap ? left : cap);
+        }
         tk_step_t *step = NULL;
         PyThreadState *ts = PyEval_SaveThread();
         int rc = tk_host_worker_next(self->w, slice, &step);
@@ -309,6 +335,19 @@ static PyObject *worker_get_id(WorkerObject *self, void *closure)
     return PyUnicode_FromString(self->id ? self->id : "");
 }
 
+/* The port the health endpoint listens on (the one chosen for worker.port=0); None when the
+ * worker serves none or is stopped. */
+static PyObject *worker_get_port(WorkerObject *self, void *closure)
+{
+    (void)closure;
+    pthread_mutex_lock(&self->lock);
+    int port = self->state == W_RUNNING ? tk_host_worker_port(self->w) : 0;
+    pthread_mutex_unlock(&self->lock);
+    if (port <= 0)
+        Py_RETURN_NONE;
+    return PyLong_FromLong(port);
+}
+
 static PyObject *worker_get_running(WorkerObject *self, void *closure)
 {
     (void)closure;
@@ -332,6 +371,8 @@ static PyMethodDef worker_methods[] = {
 
 static PyGetSetDef worker_getset[] = {
     {"id", (getter)worker_get_id, NULL, "the worker id (lease owner)", NULL},
+    {"port", (getter)worker_get_port, NULL,
+     "the port /health listens on (None: not served, or stopped)", NULL},
     {"running", (getter)worker_get_running, NULL, "False once stop() began", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -728,6 +769,19 @@ static PyObject *step_set_retry_after(StepObject *s, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* set_error_code(code): after fail(), the failure's metadata.error_code (None removes it). */
+static PyObject *step_set_error_code(StepObject *s, PyObject *args)
+{
+    const char *code;
+    if (!PyArg_ParseTuple(args, "z:set_error_code", &code))
+        return NULL;
+    tk_step_t *step = live(s);
+    if (step == NULL)
+        return NULL;
+    tk_step_set_error_code(step, code);
+    Py_RETURN_NONE;
+}
+
 static PyObject *step_set_metadata_json(StepObject *s, PyObject *args)
 {
     const char *text;
@@ -795,6 +849,8 @@ static PyMethodDef step_methods[] = {
      "fail(error_type, message, retryable) -> bool (False: already ended)"},
     {"set_retry_after", (PyCFunction)step_set_retry_after, METH_VARARGS,
      "set_retry_after(seconds): after fail(), wait at least this long before the next attempt"},
+    {"set_error_code", (PyCFunction)step_set_error_code, METH_VARARGS,
+     "set_error_code(code): after fail(), the failure's metadata.error_code (None: none)"},
     {"set_metadata_json", (PyCFunction)step_set_metadata_json, METH_VARARGS,
      "set_metadata_json(text) -> bool: metadata.custom (a JSON object)"},
     {"set_backtrace_json", (PyCFunction)step_set_backtrace_json, METH_VARARGS,
@@ -1084,6 +1140,16 @@ PyMODINIT_FUNC PyInit__native(void);
 
 PyMODINIT_FUNC PyInit__native(void)
 {
+    /* the thread whose next() must watch for signals (see the file's comment) */
+    PyObject *threading = PyImport_ImportModule("threading");
+    PyObject *main_thread = threading ? PyObject_CallMethod(threading, "main_thread", NULL) : NULL;
+    PyObject *ident = main_thread ? PyObject_GetAttrString(main_thread, "ident") : NULL;
+    main_thread_ident = ident ? PyLong_AsUnsignedLong(ident) : 0;
+    Py_XDECREF(ident);
+    Py_XDECREF(main_thread);
+    Py_XDECREF(threading);
+    if (PyErr_Occurred())
+        return NULL;
     WorkerType = (PyTypeObject *)PyType_FromSpec(&worker_spec);
     StepType = (PyTypeObject *)PyType_FromSpec(&step_spec);
     if (WorkerType == NULL || StepType == NULL)

@@ -11,8 +11,8 @@ exception's message, and whose ``retryable`` flag comes from the class:
       ValidationError, NotFoundError           not retryable
 
 Subclass them for your own error types (``class CardDeclined(PermanentError)`` is stored as
-error_type "CardDeclined"). ``error_code`` and ``metadata`` end up in the result's
-``metadata.custom``.
+error_type "CardDeclined"). ``error_code`` is stored as the result's
+``metadata.error_code`` (Tasker's place for it), ``metadata`` as ``metadata.custom``.
 
 This module's TimeoutError and NetworkError are not the builtins: import them as
 ``tasker.errors.TimeoutError`` (the ``tasker`` package does not export them, so

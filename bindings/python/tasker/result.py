@@ -13,7 +13,8 @@ class StepHandlerResult:
     success: True for a success, False for a failure.
     result: the result (JSON-serialisable; a dict by convention) of a success.
     metadata: a dict stored as the result's metadata.custom (success or failure).
-    error_message, error_type, error_code, retryable, retry_after: of a failure.
+    error_message, error_type, error_code (stored as metadata.error_code), retryable,
+    retry_after: of a failure.
     """
 
     __slots__ = (

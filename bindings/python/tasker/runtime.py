@@ -18,8 +18,9 @@ How a handler's outcome becomes the step's result:
   - any other return value is a success with that result (a dict by convention; None
     counts as {});
   - an exception of tasker.errors (RetryableError, PermanentError and subclasses) is a
-    failure with its class name as error_type, its message, its retryability, retry_after
-    and error_code (in metadata.custom), and its traceback as error.backtrace;
+    failure with its class name as error_type, its message, its retryability, retry_after,
+    error_code (metadata.error_code), metadata (metadata.custom), and its traceback as
+    error.backtrace;
   - any other exception (a bug, or a library's ConnectionError...) is a failure with the
     exception's class name as error_type, its message and traceback, and retryable=True:
     unexpected failures are often transient, and the step's retry.max_attempts bounds the
@@ -42,7 +43,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 import traceback
@@ -122,17 +122,14 @@ def _serialization_failure(step, what, exc):
     )
 
 
-def _set_metadata(step, metadata, error_code=None):
-    """metadata (a dict) and error_code into metadata.custom. Raises TypeError / ValueError
-    when metadata is not a dict or not JSON-serialisable."""
-    if metadata is None and error_code is None:
+def _set_metadata(step, metadata):
+    """metadata (a dict) into metadata.custom. Raises TypeError / ValueError when it is not
+    a dict or not JSON-serialisable."""
+    if metadata is None:
         return
-    if metadata is not None and not isinstance(metadata, dict):
+    if not isinstance(metadata, dict):
         raise TypeError(f"metadata must be a dict, not {type(metadata).__name__}")
-    custom = dict(metadata or {})
-    if error_code is not None:
-        custom["error_code"] = error_code
-    step.set_metadata_json(_dumps(custom))
+    step.set_metadata_json(_dumps(metadata))
 
 
 def _text(exc):
@@ -144,8 +141,15 @@ def _text(exc):
 
 
 def _fail_metadata(step, metadata, error_code):
+    """After step.fail(): error_code (metadata.error_code; str() of a non-string) and
+    metadata (metadata.custom)."""
+    if error_code is not None:
+        try:
+            step.set_error_code(error_code if isinstance(error_code, str) else _text(error_code))
+        except (UnicodeError, ValueError) as e:  # a lone surrogate, a NUL character
+            _log(_native.LOG_WARN, f"step {step.name}: error_code dropped: {e}")
     try:
-        _set_metadata(step, metadata, error_code)
+        _set_metadata(step, metadata)
     except (TypeError, ValueError, RecursionError, OverflowError) as e:
         _log(_native.LOG_WARN, f"step {step.name}: failure metadata dropped: {e}")
 
@@ -257,7 +261,8 @@ class Worker:
     threads       poller threads (default: worker.max_concurrent_handlers, 10)
     settings      {key: value} or ["key=value"] tasker configuration overrides
                   (etc/tasker.yaml keys, e.g. {"worker.handler_timeout_ms": 5000})
-    port, bind, worker_id   worker.port (0: a free port), worker.bind, worker.id
+    port, bind, worker_id   worker.port (0: a free port; .port is the bound one once
+                  started), worker.bind, worker.id
     namespaces    extra namespaces to serve besides the templates'
     config_path   YAML configuration file (default: $TASKER_CONFIG_PATH)
     health        serve /health and /metrics on worker.bind:worker.port
@@ -282,7 +287,8 @@ class Worker:
         self.database_url = database_url
         self.threads = threads
         self.settings = settings or {}
-        self.port = port
+        self.port = port  # after start(): the port bound (None without health)
+        self._port_setting = port
         self.bind = bind
         self.worker_id = worker_id
         self.namespaces = list(namespaces or [])
@@ -313,8 +319,8 @@ class Worker:
             out.append(f"database.url={self.database_url}")
         if self.templates:
             out.append(f"worker.templates={self.templates}")
-        if self.port is not None:
-            out.append(f"worker.port={int(self.port)}")
+        if self._port_setting is not None:
+            out.append(f"worker.port={int(self._port_setting)}")
         if self.bind:
             out.append(f"worker.bind={self.bind}")
         if self.worker_id:
@@ -322,17 +328,6 @@ class Worker:
         if self.threads is not None:
             out.append(f"worker.max_concurrent_handlers={int(self.threads)}")
         return out
-
-    @staticmethod
-    def _free_port(bind):
-        """A free TCP port on `bind`: the binding's stand-in for port 0 (the embedding API
-        does not report the port it picked)."""
-        host = "" if bind in ("", "0.0.0.0", "*") else bind
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((host, 0))
-            return s.getsockname()[1]
 
     def _resolve(self, template_steps):
         """Resolve every callable of the templates and every registered name."""
@@ -396,10 +391,6 @@ class Worker:
         settings = self._settings()
         config = _native.config(self.config_path, settings)
         self.bind = config.get("worker.bind", "0.0.0.0")
-        if self.health and int(config.get("worker.port", "0")) == 0:
-            settings.append(f"worker.port={self._free_port(self.bind)}")
-            config = _native.config(self.config_path, settings)
-        self.port = int(config.get("worker.port", "0")) if self.health else None
         if self.threads is None:
             self.threads = int(config.get("worker.max_concurrent_handlers", "10"))
         steps = _native.template_steps(config.get("worker.templates", ""))
@@ -414,6 +405,7 @@ class Worker:
             settings, names, self.namespaces, self.config_path, self.health
         )
         self.id = self._native.id
+        self.port = self._native.port  # the one bound (chosen by the system for port 0)
         _log(
             _native.LOG_INFO,
             f"python worker {self.id} runs {len(names)} handler{'s' if len(names) != 1 else ''} "
@@ -465,8 +457,9 @@ class Worker:
             self._stopping = True
         self._stop_event.set()
         self._native.stop()  # GIL released inside: pollers finish their steps meanwhile
-        # Pollers leave next() within a slice; one still running a handler now overran the
-        # handler timeout and the grace period: it is a daemon thread, left behind.
+        # stop() woke the pollers waiting in next() (they get Stopped); one still running a
+        # handler now overran the handler timeout and the grace period: it is a daemon
+        # thread, left behind.
         stuck = 0
         for p in list(self._pollers):
             p.join(1.0 if timeout is None else timeout)

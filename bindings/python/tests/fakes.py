@@ -41,6 +41,7 @@ class FakeStep:
         # outcome
         self.outcome = None  # ("succeed", result) or ("fail", type, message, retryable)
         self.retry_after = None
+        self.error_code = None
         self.metadata = None
         self.backtrace = None
         self.logs = []
@@ -86,6 +87,13 @@ class FakeStep:
 
     def set_retry_after(self, seconds):
         self.retry_after = seconds
+
+    def set_error_code(self, code):
+        # as tk_step_set_error_code: only after a failure; None or "" removes it
+        if code is not None and not isinstance(code, str):
+            raise TypeError("set_error_code() takes a str or None")
+        if self.outcome is not None and self.outcome[0] == "fail":
+            self.error_code = code or None
 
     def set_metadata_json(self, text):
         value = json.loads(text)

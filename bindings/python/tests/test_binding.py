@@ -64,7 +64,8 @@ class OutcomeTests(unittest.TestCase):
 
         step = run_handler(H().call, FakeStep())
         self.assertEqual(step.outcome, ("fail", "ValidationError", "no stock", False))
-        self.assertEqual(step.metadata, {"sku": "x", "error_code": "E1"})
+        self.assertEqual(step.error_code, "E1")  # metadata.error_code, as Tasker stores it
+        self.assertEqual(step.metadata, {"sku": "x"})
         step = run_handler(lambda c: tasker.failure("later", error_type="RetryableError",
                                                     retryable=True, retry_after=7), FakeStep())
         self.assertEqual(step.outcome, ("fail", "RetryableError", "later", True))
@@ -77,7 +78,8 @@ class OutcomeTests(unittest.TestCase):
         step = run_handler(h, FakeStep())
         self.assertEqual(step.outcome, ("fail", "RetryableError", "busy", True))
         self.assertEqual(step.retry_after, 2.5)
-        self.assertEqual(step.metadata, {"error_code": "BUSY"})
+        self.assertEqual(step.error_code, "BUSY")
+        self.assertIsNone(step.metadata)  # no custom metadata: error_code is not in it
         self.assertTrue(step.backtrace[-1].endswith(":in h"), step.backtrace)
 
     def test_permanent_errors_and_subclasses(self):
@@ -103,6 +105,18 @@ class OutcomeTests(unittest.TestCase):
 
         self.assertEqual(run_handler(h, FakeStep()).outcome,
                          ("fail", "CardDeclined", "declined", False))
+
+    def test_error_code_is_metadata_error_code(self):
+        def h(c):
+            raise tasker.PermanentError("bad", error_code="X", metadata={"k": 1})
+
+        step = run_handler(h, FakeStep())
+        self.assertEqual(step.error_code, "X")
+        self.assertEqual(step.metadata, {"k": 1})
+        step = run_handler(lambda c: tasker.failure("no", error_code=42), FakeStep())
+        self.assertEqual(step.error_code, "42")  # str() of a non-string code
+        step = run_handler(lambda c: tasker.failure("no"), FakeStep())
+        self.assertIsNone(step.error_code)
 
     def test_tasker_timeout_error_is_not_the_builtin(self):
         self.assertIsNot(errors.TimeoutError, TimeoutError)
@@ -376,8 +390,10 @@ class NativeTests(unittest.TestCase):
     def test_template_steps(self):
         steps = _native.template_steps(os.path.join(ROOT, "examples", "python", "templates"))
         callables = {(s["namespace"], s["callable"]) for s in steps}
-        self.assertEqual(callables, {("diamond_workflow_py", "diamond_py.square"),
-                                     ("linear_workflow_py", "math_handlers.SquareHandler")})
+        self.assertEqual(callables, {("complex_dag_workflow_py", "math_handlers.SquareHandler"),
+                                     ("diamond_workflow_py", "diamond_py.square"),
+                                     ("linear_workflow_py", "math_handlers.SquareHandler"),
+                                     ("tree_workflow_py", "tree_py.square")})
         self.assertEqual(_native.template_steps(""), [])
         with self.assertRaises(_native.Error) as cm:
             _native.template_steps(os.path.join(ROOT, "no-such-dir"))

@@ -5,25 +5,30 @@
  * bindings/ruby/lib.
  *
  *   TaskerCore::Native::Worker.new(config_path, settings, host_handlers, namespaces, health)
- *     #id, #run_next(timeout_ms) { |step| } -> true | nil (timed out / interrupted) |
+ *     #id, #port, #run_next(timeout_ms) { |step| } -> true | nil (timed out / interrupted) |
  *     false (closing), #next / #done (the same in two calls), #close, #stop, #running?
  *   TaskerCore::Native::Step   ids and names, #context/#config/#dependencies/#dependency/
- *     #parents (Ruby objects), the *_json texts, #succeed(value), #fail_step, ...; valid
- *     until the worker takes it back
+ *     #parents (Ruby objects), the *_json texts, #succeed(value), #fail_step,
+ *     #set_error_code, ...; valid until the worker takes it back
  *   TaskerCore::Native.log(level, component, message), .log_threshold, .round_trip(value)
  *
  * Threads and the GVL: waiting for a step releases the GVL, with an unblocking function, so
- * Ctrl-C, Thread#kill and Thread#raise reach a waiting thread. The embedding API has no call
- * that wakes one waiter, so the wait is cut into slices of NEXT_SLICE_MS and the unblocking
- * function ends it at the next slice boundary. Everything else runs with the GVL held (the
- * calls are short and never wait for Ruby). Documents cross as Ruby objects converted from
- * and to jansson values here: no JSON text is written or parsed per step.
+ * Ctrl-C, Thread#kill and Thread#raise reach a waiting thread: the unblocking function sets
+ * the wait's `interrupted` flag and ends the waits in progress (tk_host_worker_wake), and the
+ * woken thread sees the flag. An interrupt that lands between the flag check and the start of
+ * tk_host_worker_next() is not seen by that wake, so the wait is still cut into slices of
+ * NEXT_SLICE_MS, which bound how late such an interrupt can be (the slices cost nothing
+ * extra: libtasker's wait re-checks its clock every second anyway). Everything else runs with
+ * the GVL held (the calls are short and never wait for Ruby). Documents cross as Ruby objects
+ * converted from and to jansson values here: no JSON text is written or parsed per step.
  *
  * Stopping safely: tk_host_worker_stop() frees the worker, so no thread may be inside
- * tk_host_worker_next() then. Worker#close makes new waits return false at once, and #stop
- * waits (without the GVL) until no thread is inside one before stopping the runtime. #done
- * after #stop only invalidates the step. State changes are recorded inside the functions run
- * without the GVL: an interrupt checked when the GVL is taken back may unwind the caller.
+ * tk_host_worker_next() then. Worker#close makes new waits return false at once and wakes the
+ * waits in progress, and #stop wakes them (again, until none is left: this also catches a
+ * thread that was just entering one) and waits (without the GVL) until no thread is inside
+ * one before stopping the runtime. #done after #stop only invalidates the step. State changes
+ * are recorded inside the functions run without the GVL: an interrupt checked when the GVL is
+ * taken back may unwind the caller.
  */
 #include <math.h>
 #include <pthread.h>
@@ -42,8 +47,12 @@
 #include "tasker/log.h"
 #include "tasker/worker.h"
 
-/* Longest uninterruptible wait inside Worker#next: how late Ctrl-C or Thread#kill can be. */
-#define NEXT_SLICE_MS 100
+/* Longest single wait inside Worker#next: how late Ctrl-C, Thread#kill or #close can be when
+ * it lands just as the wait begins (otherwise tk_host_worker_wake ends the wait at once). */
+#define NEXT_SLICE_MS 1000
+
+/* How often #stop repeats tk_host_worker_wake while threads are still inside a wait. */
+#define STOP_WAKE_MS 10
 
 static VALUE mTaskerCore, mNative, cWorker, cStep, eNativeError;
 
@@ -195,6 +204,14 @@ static VALUE worker_id(VALUE self)
     return rb_utf8_str_new_cstr(tk_host_worker_id(get_running_worker(self)->w));
 }
 
+/* port: the port the health endpoint listens on (the one chosen for worker.port=0), or nil
+ * when the worker serves none. */
+static VALUE worker_port(VALUE self)
+{
+    int port = tk_host_worker_port(get_running_worker(self)->w);
+    return port > 0 ? INT2NUM(port) : Qnil;
+}
+
 typedef struct next_call_s {
     rb_worker_t *rw;
     int timeout_ms;
@@ -227,10 +244,13 @@ static void *next_nogvl(void *arg)
     return NULL;
 }
 
+/* The unblocking function: runs on the interrupting thread while this wait's thread is
+ * inside next_nogvl (so rw->w is alive: #stop waits for in_next to drop to 0). */
 static void next_ubf(void *arg)
 {
     next_call_t *c = arg;
     atomic_store(&c->interrupted, true);
+    tk_host_worker_wake(c->rw->w);
 }
 
 static VALUE step_wrap(VALUE worker, tk_step_t *step);
@@ -317,12 +337,15 @@ static VALUE worker_run_next(VALUE self, VALUE timeout)
     return Qnil;
 }
 
-/* close: no new steps; threads in #next return false within NEXT_SLICE_MS. */
+/* close: no new steps; threads in #next return false at once (within NEXT_SLICE_MS for one
+ * that was just starting to wait). */
 static VALUE worker_close(VALUE self)
 {
     rb_worker_t *rw = get_worker(self);
     pthread_mutex_lock(&rw->lock);
     atomic_store(&rw->closing, true);
+    if (rw->in_next > 0)
+        tk_host_worker_wake(rw->w); /* rw->w is alive while a thread is inside a wait */
     pthread_mutex_unlock(&rw->lock);
     return Qnil;
 }
@@ -332,8 +355,18 @@ static void *stop_nogvl(void *arg)
     rb_worker_t *rw = arg;
     pthread_mutex_lock(&rw->lock);
     atomic_store(&rw->closing, true);
-    while (rw->in_next > 0)
-        pthread_cond_wait(&rw->idle, &rw->lock);
+    while (rw->in_next > 0) {
+        /* woken waits see `closing`; waking again catches a thread that was entering one */
+        tk_host_worker_wake(rw->w);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += STOP_WAKE_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&rw->idle, &rw->lock, &ts);
+    }
     tk_host_worker_t *w = rw->w;
     pthread_mutex_unlock(&rw->lock);
     tk_host_worker_stop(w);
@@ -798,6 +831,14 @@ static VALUE step_set_retry_after(VALUE self, VALUE seconds)
     return Qnil;
 }
 
+/* set_error_code(code): after #fail_step, the failure's metadata.error_code (nil removes it). */
+static VALUE step_set_error_code(VALUE self, VALUE code)
+{
+    tk_step_t *step = get_step(self);
+    tk_step_set_error_code(step, NIL_P(code) ? NULL : StringValueCStr(code));
+    return Qnil;
+}
+
 static VALUE step_set_metadata_json(VALUE self, VALUE json)
 {
     tk_step_t *step = get_step(self);
@@ -879,6 +920,7 @@ void Init_tasker_native(void)
     rb_define_alloc_func(cWorker, worker_alloc);
     rb_define_method(cWorker, "initialize", worker_initialize, 5);
     rb_define_method(cWorker, "id", worker_id, 0);
+    rb_define_method(cWorker, "port", worker_port, 0);
     rb_define_method(cWorker, "next", worker_next, 1);
     rb_define_method(cWorker, "done", worker_done, 1);
     rb_define_method(cWorker, "run_next", worker_run_next, 1);
@@ -914,6 +956,7 @@ void Init_tasker_native(void)
     rb_define_method(cStep, "succeed_json", step_succeed_json, 1);
     rb_define_method(cStep, "fail_step", step_fail, 3);
     rb_define_method(cStep, "set_retry_after", step_set_retry_after, 1);
+    rb_define_method(cStep, "set_error_code", step_set_error_code, 1);
     rb_define_method(cStep, "set_metadata_json", step_set_metadata_json, 1);
     rb_define_method(cStep, "set_backtrace_json", step_set_backtrace_json, 1);
     rb_define_method(cStep, "log", step_log, 2);

@@ -89,6 +89,19 @@ class FakeStep
     @outcome[:retry_after] = seconds if @outcome && !@outcome[:success]
   end
 
+  # as tk_step_set_error_code: only after a failure; nil or '' removes it
+  def set_error_code(code)
+    return unless @outcome && !@outcome[:success]
+
+    raise TypeError, 'error code must be a String' unless code.nil? || code.is_a?(String)
+
+    if code.nil? || code.empty?
+      @outcome.delete(:error_code)
+    else
+      @outcome[:error_code] = code
+    end
+  end
+
   def set_metadata_json(text)
     @metadata = JSON.parse(text)
     true

@@ -118,7 +118,8 @@ class TestExecutor < Minitest::Test
   def test_permanent_error_with_code
     o = run_handler(UnitHandlers::Permanent)
     assert_equal ['PermanentError', 'card declined', false], o.values_at(:error_type, :message, :retryable)
-    assert_equal 'DECLINED', o[:metadata]['error_code']
+    assert_equal 'DECLINED', o[:error_code] # metadata.error_code, as Tasker stores it
+    assert_nil o[:metadata], 'error_code is not custom metadata'
   end
 
   def test_validation_and_network_errors
@@ -144,7 +145,8 @@ class TestExecutor < Minitest::Test
   def test_failure_helper
     o = run_handler(UnitHandlers::Failure)
     assert_equal ['QuotaError', 'nope', true], o.values_at(:error_type, :message, :retryable)
-    assert_equal({ 'quota' => 10, 'error_code' => 'Q1' }, o[:metadata])
+    assert_equal 'Q1', o[:error_code]
+    assert_equal({ 'quota' => 10 }, o[:metadata])
   end
 
   def test_not_serialisable_is_a_permanent_serialization_error

@@ -57,9 +57,10 @@ class TestJsonCheckAndTemplates < Minitest::Test
   def test_template_steps
     dir = File.expand_path('../../../examples/ruby/templates', __dir__)
     steps = TaskerCore::Templates.steps(dir)
-    assert_equal 8, steps.length
+    assert_equal 4 + 4 + 7 + 8, steps.length # linear, diamond, complex_dag, tree
     assert_equal ['MathWorkflows::SquareHandler'], steps.map(&:callable).uniq
-    assert_equal %w[diamond_workflow_rb linear_workflow_rb], steps.map(&:namespace).uniq.sort
+    assert_equal %w[complex_dag_workflow_rb diamond_workflow_rb linear_workflow_rb tree_workflow_rb],
+                 steps.map(&:namespace).uniq.sort
     assert_raises(TaskerCore::Errors::ConfigurationError) { TaskerCore::Templates.steps('/nonexistent') }
   end
 end

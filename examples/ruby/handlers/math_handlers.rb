@@ -12,7 +12,8 @@ module MathWorkflows
   INT64_MAX = 2**63 - 1
   INT64_MIN = -(2**63)
 
-  # Shared by every step of linear_workflow_rb and diamond_workflow_rb.
+  # Shared by every step of linear_workflow_rb, diamond_workflow_rb, complex_dag_workflow_rb
+  # and tree_workflow_rb (as builtin.square serves all four C versions).
   class SquareHandler < TaskerCore::StepHandler::Base
     def call(context)
       parents = context.parents

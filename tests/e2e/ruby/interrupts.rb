@@ -2,7 +2,8 @@
 
 # interrupts.rb - run by test_ruby.c (test_ruby_threads_interrupt_waits): a Ruby thread
 # waiting for a step (TaskerCore::Native::Worker#run_next, GVL released) is reached by
-# Thread#kill and Thread#raise within a wait slice; #close ends every wait; #stop is prompt.
+# Thread#kill and Thread#raise at once (tk_host_worker_wake), well before its wait slice
+# (SLICE_MS) would end; #close ends every wait at once; #stop is prompt.
 # Usage: ruby -I bindings/ruby/lib interrupts.rb DATABASE_URL TEMPLATES_DIR (with
 # TASKER_RUBY_NATIVE set). Exit 0 when every check passes.
 require 'tasker'
@@ -19,13 +20,18 @@ def elapsed_ms(since)
 end
 
 TaskerCore::Native.load!
-limit = TaskerCore::Native::SLICE_MS + 400 # one wait slice, plus scheduling on a busy machine
+# Prompt, plus scheduling on a busy machine; a wait that only ends at its slice boundary (no
+# wake) takes SLICE_MS - 200 ms or more here and fails.
+limit = 500
+check("SLICE_MS (#{TaskerCore::Native::SLICE_MS}) leaves room to tell a wake from a slice end",
+      TaskerCore::Native::SLICE_MS - 200 > limit)
 worker = TaskerCore::Native::Worker.new(nil, ["database.url=#{ARGV[0]}", "worker.templates=#{ARGV[1]}",
                                               'log.level=warn'],
                                         ['MathWorkflows::SquareHandler'], nil, false)
+check('no health endpoint: no port', worker.port.nil?)
 
 waiter = Thread.new { worker.run_next(-1) { raise 'no step was expected' } }
-sleep 0.3
+sleep 0.2
 started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
 waiter.kill
 waiter.join
@@ -36,7 +42,7 @@ waiter = Thread.new do
 rescue RuntimeError => e
   e
 end
-sleep 0.3
+sleep 0.2
 started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
 waiter.raise(RuntimeError, 'wake up')
 check('Thread#raise reached the waiting thread', waiter.value.message == 'wake up')

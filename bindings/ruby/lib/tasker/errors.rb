@@ -8,7 +8,8 @@
 #
 #   RetryableError (retry_after:, context:)   retryable; retry_after asks for a delay (seconds)
 #     TimeoutError, NetworkError
-#   PermanentError (error_code:, context:)    not retryable; error_code goes to the metadata
+#   PermanentError (error_code:, context:)    not retryable; error_code is stored as the
+#                                             result's metadata.error_code
 #     ValidationError (field:), NotFoundError, SerializationError
 #
 # Whether a retry happens is still up to the template (retry.retryable, retry.max_attempts).

@@ -10,7 +10,7 @@ require 'json'
 #   failure(message:, ...)           failure as given
 #   a Hash (or any JSON value)       success with it as the result; nil counts as {}
 #   raised Errors::RetryableError    failure, retryable, error_type = class name, retry_after
-#   raised Errors::PermanentError    failure, not retryable, error_code in metadata.custom
+#   raised Errors::PermanentError    failure, not retryable, error_code in metadata.error_code
 #   raised anything else             failure, retryable, error_type = the exception's class
 #                                    (e.g. "ZeroDivisionError"), message, backtrace: an
 #                                    unexpected error may be transient (a dropped connection),
@@ -71,11 +71,11 @@ module TaskerCore
 
     def from_error(err)
       metadata = {}
-      metadata['error_code'] = err.error_code if err.respond_to?(:error_code) && !err.error_code.nil?
       metadata['field'] = err.field if err.respond_to?(:field) && !err.field.nil?
       metadata['error_context'] = err.context if err.context.is_a?(Hash) && !err.context.empty?
       Types::StepHandlerCallResult.error(
         message: err.message, error_type: err.error_type, retryable: err.retryable?,
+        error_code: err.respond_to?(:error_code) ? err.error_code : nil,
         retry_after: err.respond_to?(:retry_after) ? err.retry_after : nil,
         metadata: metadata, backtrace: err.backtrace
       )
@@ -112,9 +112,9 @@ module TaskerCore
       step.fail_step(clean(outcome.error_type || 'PermanentError'), clean(outcome.message || 'step failed'),
                      outcome.retryable)
       step.set_retry_after(Float(outcome.retry_after)) if outcome.retry_after
+      step.set_error_code(clean(outcome.error_code)) unless outcome.error_code.nil?
       metadata = present?(outcome.metadata) ? outcome.metadata.dup : {}
       metadata = { 'details' => metadata } unless metadata.is_a?(Hash)
-      metadata['error_code'] = outcome.error_code unless outcome.error_code.nil?
       unless metadata.empty?
         begin
           store(step, :set_metadata, metadata, 'failure metadata') { |text| step.set_metadata_json(text) }

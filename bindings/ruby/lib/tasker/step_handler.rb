@@ -43,8 +43,9 @@ module TaskerCore
         Types::StepHandlerCallResult.new(true, result, metadata)
       end
 
-      # The step failed. retryable: whether another attempt may succeed (the template's
-      # retry settings still apply); retry_after: seconds to wait at least before it.
+      # The step failed. error_code: stored as the result's metadata.error_code; retryable:
+      # whether another attempt may succeed (the template's retry settings still apply);
+      # retry_after: seconds to wait at least before it.
       def failure(message:, error_type: 'PermanentError', error_code: nil, retryable: false,
                   metadata: {}, retry_after: nil)
         Types::StepHandlerCallResult.error(message: message, error_type: error_type,

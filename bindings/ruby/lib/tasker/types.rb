@@ -6,8 +6,8 @@ module TaskerCore
   module Types
     # The outcome of one handler call. Success: result (stored as the step's result, which
     # children read with get_dependency_result) and metadata (stored in metadata.custom).
-    # Failure: message, error_type, error_code, retryable, retry_after (seconds), metadata,
-    # backtrace (an Array of Strings).
+    # Failure: message, error_type, error_code (stored as metadata.error_code), retryable,
+    # retry_after (seconds), metadata (metadata.custom), backtrace (an Array of Strings).
     class StepHandlerCallResult
       attr_reader :result, :metadata, :message, :error_type, :error_code, :retryable,
                   :retry_after, :backtrace

@@ -1,7 +1,5 @@
 # frozen_string_literal: true
 
-require 'socket'
-
 # worker.rb - TaskerCore::Worker: a Ruby process as a tasker worker.
 #
 #   worker = TaskerCore::Worker.new(templates: 'config/templates', handlers_dir: 'app/handlers',
@@ -22,11 +20,12 @@ require 'socket'
 module TaskerCore
   class Worker
     DEFAULT_THREADS = 10
-    DEFAULT_PORT = 8081
     WATCH_INTERVAL = 0.2 # seconds between checks for overrunning handlers
 
     Slot = Struct.new(:thread, :deadline, :replaced)
 
+    # port: where /health listens once started (the port chosen when worker.port is 0), nil
+    # when health is false.
     attr_reader :id, :bind, :port, :host_handlers, :unresolved, :threads, :templates
 
     # templates: a template file or directory. handlers_dir: a directory (or an Array of
@@ -67,11 +66,10 @@ module TaskerCore
       load_handlers
       resolve_handlers
       @bind = setting('worker.bind', 'TASKER_WORKER_BIND') || '0.0.0.0'
-      @port = Integer(setting('worker.port', 'TASKER_WORKER_PORT') || DEFAULT_PORT)
-      @port = free_port(@bind) if @health && @port.zero?
       @closing = false
       @native = Native::Worker.new(@config_path, native_settings, @host_handlers, nil, @health)
       @id = @native.id
+      @port = @native.port
       @threads.times { spawn_handler_thread }
       @watchdog = Thread.new { watch }
       @watchdog.name = 'tasker-watchdog'
@@ -149,16 +147,6 @@ module TaskerCore
       list << "database.url=#{@database_url}" if @database_url && !@database_url.to_s.empty?
       list << "worker.templates=#{@templates}"
       list.concat(@settings)
-      list << "worker.port=#{@port}" if @health
-      list
-    end
-
-    # A port that is free now on `bind` (the runtime binds it a moment later).
-    def free_port(bind)
-      server = TCPServer.new(bind, 0)
-      server.addr[1]
-    ensure
-      server&.close
     end
 
     def load_handlers
