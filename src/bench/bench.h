@@ -34,8 +34,8 @@
 /* Options of a run; zero / NULL fields take the defaults (which depend on `quick`). */
 typedef struct tk_bench_opts_s {
     bool quick;                    /* fewer samples: every suite in a few minutes */
-    int samples;                   /* e2e samples per workflow */
-    int warmup;                    /* e2e warm-up tasks per workflow (-1: default) */
+    int samples;                   /* e2e samples per workflow and handler row */
+    int warmup;                    /* e2e warm-up tasks per workflow and row (-1: default) */
     int iterations;                /* floor, sql and notify iterations per case */
     int tasks[TK_BENCH_MAX_SIZES]; /* sql dataset sizes */
     int ntasks;

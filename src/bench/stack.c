@@ -137,7 +137,7 @@ static char **build_env(const char *const *set, int nset)
 }
 
 int tk_bench_stack_add_child(tk_bench_stack_t *s, const char *const *argv, const char *const *env,
-                             const char *id, const char *log_path)
+                             const char *id, const char *log_path, pid_t *pid_out)
 {
     if (s->nchildren == TK_BENCH_MAX_WORKERS) {
         tk_cli_fail("too many worker processes");
@@ -195,6 +195,8 @@ int tk_bench_stack_add_child(tk_bench_stack_t *s, const char *const *argv, const
         return TK_ESYS;
     }
     s->children[s->nchildren++] = pid;
+    if (pid_out != NULL)
+        *pid_out = pid;
     return TK_OK;
 }
 
@@ -216,16 +218,40 @@ static void stop_child(pid_t pid)
     }
 }
 
-bool tk_bench_stack_children_alive(tk_bench_stack_t *s)
+/* Index of child `pid` in s->children, or -1. */
+static int child_index(const tk_bench_stack_t *s, pid_t pid)
 {
-    for (int i = 0; i < s->nchildren; i++) {
-        int status;
-        if (waitpid(s->children[i], &status, WNOHANG) == s->children[i]) {
-            s->children[i] = s->children[--s->nchildren];
-            return false;
-        }
-    }
-    return true;
+    for (int i = 0; i < s->nchildren; i++)
+        if (s->children[i] == pid)
+            return i;
+    return -1;
+}
+
+static void forget_child(tk_bench_stack_t *s, int i)
+{
+    s->children[i] = s->children[--s->nchildren];
+}
+
+bool tk_bench_stack_child_alive(tk_bench_stack_t *s, pid_t pid)
+{
+    int i = child_index(s, pid);
+    if (i < 0)
+        return false;
+    int status;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == 0 || (r < 0 && errno == EINTR))
+        return true;
+    forget_child(s, i);
+    return false;
+}
+
+void tk_bench_stack_stop_child(tk_bench_stack_t *s, pid_t pid)
+{
+    int i = child_index(s, pid);
+    if (i < 0)
+        return;
+    stop_child(pid);
+    forget_child(s, i);
 }
 
 void tk_bench_stack_stop_workers(tk_bench_stack_t *s)

@@ -41,12 +41,17 @@ int tk_bench_stack_add_worker(tk_bench_stack_t *s, const char *templates, const 
 /* Start a worker program as a child: argv[0] is looked up on PATH; its environment gets
  * DATABASE_URL, TASKER_WORKER_PORT=0, TASKER_WORKER_ID and (unless set) TASKER_LOG_LEVEL=warn,
  * plus `env` ("NAME=value", NULL-terminated, may be NULL). Output goes to `log_path`.
+ * *pid (if not NULL) gets the child's process id, which names it to the calls below.
  * TK_OK or TK_ESYS (printed). */
 int tk_bench_stack_add_child(tk_bench_stack_t *s, const char *const *argv, const char *const *env,
-                             const char *id, const char *log_path);
+                             const char *id, const char *log_path, pid_t *pid);
 
-/* False when a worker child process has exited. */
-bool tk_bench_stack_children_alive(tk_bench_stack_t *s);
+/* False when the worker child `pid` has exited (or is not one of the stack's children). */
+bool tk_bench_stack_child_alive(tk_bench_stack_t *s, pid_t pid);
+
+/* Stop the worker child `pid` (SIGTERM, SIGKILL after 10 s) and wait for it; the other
+ * workers keep running. Nothing happens when `pid` is not one of the stack's children. */
+void tk_bench_stack_stop_child(tk_bench_stack_t *s, pid_t pid);
 
 /* Stop every worker (in-process and children), keep the server. */
 void tk_bench_stack_stop_workers(tk_bench_stack_t *s);

@@ -5,15 +5,21 @@
  * creates the task, the workers run its steps, and the server answers when the task's
  * terminal transition is announced to it (NOTIFY tasker_task_finished): the clock stops
  * when the response has arrived, with no polling anywhere. The response must say
- * "status": "complete". Warm-up tasks first (connections, prepared statements, caches).
+ * "status": "complete".
  *
  * Rows: the workflows (linear 4 steps, diamond 4, complex DAG 7, tree 8) times the handler
  * rows of the table below. A row's templates are found by their shape (steps, edges, roots,
- * widest join and fan-out), whatever their names, in the row's template directory. The C
- * row runs the orchestration server and a C worker inside this process (see stack.h); the
- * Ruby and Python rows run the same server with the language's worker as a child process,
- * and are skipped, with the reason printed, when that worker is not there. Adding a
- * language is one line in handler_rows.
+ * widest join and fan-out), whatever their names, in the row's template directory. The
+ * orchestration server and the C worker run inside this process (see stack.h); the Ruby and
+ * Python workers are child processes, and their rows are skipped, with the reason printed,
+ * when that worker is not there. Adding a language is one line in handler_rows.
+ *
+ * Interleaved, so that rows are compared under the same conditions: every row's worker runs
+ * at once against the one server (their template directories must not share a namespace,
+ * else the later row is refused), and once all are ready, round i (warm-ups first, then the
+ * samples) runs, for each workflow, one task per row, the rows in an order rotated by i.
+ * Machine load and database state thus drift alike for every row, and the overhead of a
+ * row over C is paired: the median over rounds of (its task's time - the C task's time).
  */
 #include <glob.h>
 #include <jansson.h>
@@ -128,14 +134,10 @@ static int classify(const tk_template_t *t)
     return -1;
 }
 
-/* Find the template of each shape in dir. */
-static int find_templates(const char *dir, found_t found[NSHAPES], tk_error_t *err)
+/* Find the template of each shape in the set. */
+static void classify_set(const tk_template_set_t *set, found_t found[NSHAPES])
 {
     memset(found, 0, sizeof(found_t) * NSHAPES);
-    tk_template_set_t *set;
-    int rc = tk_template_load_dir(dir, &set, err);
-    if (rc != TK_OK)
-        return rc;
     for (size_t i = 0; i < tk_template_set_count(set); i++) {
         const tk_template_t *t = tk_template_set_get(set, i);
         int k = classify(t);
@@ -151,6 +153,16 @@ static int find_templates(const char *dir, found_t found[NSHAPES], tk_error_t *e
         found[k].found = true;
         found[k].hinted = hinted;
     }
+}
+
+/* Find the template of each shape in dir. */
+static int find_templates(const char *dir, found_t found[NSHAPES], tk_error_t *err)
+{
+    tk_template_set_t *set;
+    int rc = tk_template_load_dir(dir, &set, err);
+    if (rc != TK_OK)
+        return rc;
+    classify_set(set, found);
     tk_template_set_free(set);
     return TK_OK;
 }
@@ -173,54 +185,7 @@ int tk_bench_find_workflow(const char *dir, const char *workflow, char ns[64], c
     return tk_error_set(err, TK_ENOTFOUND, "no %s template in %s", workflow, dir);
 }
 
-/* A worker process is ready once it has registered the row's templates; false (with the
- * reason in err) when it exits or takes more than 60 s. Setup only: not measured. */
-static bool wait_child_ready(tk_bench_t *b, tk_bench_stack_t *stack, const found_t *found,
-                             tk_error_t *err)
-{
-    const found_t *f = NULL;
-    for (int k = 0; k < NSHAPES && f == NULL; k++)
-        if (found[k].found)
-            f = &found[k];
-    if (f == NULL)
-        return true;
-    tk_conn_t *c;
-    if (tk_conn_open(b->run_url, "tasker-bench", &c, err) != TK_OK)
-        return false;
-    const char *params[] = {f->ns, f->name, f->version};
-    int64_t deadline = tk_clock_ms() + 60000;
-    bool ready = false;
-    while (!ready) {
-        if (!tk_bench_stack_children_alive(stack)) {
-            tk_error_set(err, TK_ESYS, "the worker process exited (see its log)");
-            break;
-        }
-        if (tk_clock_ms() > deadline) {
-            tk_error_set(err, TK_ETIMEDOUT, "the worker did not register %s/%s within 60 s", f->ns,
-                         f->name);
-            break;
-        }
-        PGresult *res = PQexecParams(tk_conn_pg(c),
-                                     "SELECT 1 FROM tasker.named_tasks nt JOIN "
-                                     "tasker.task_namespaces ns USING (task_namespace_uuid) "
-                                     "WHERE ns.name = $1 AND nt.name = $2 AND nt.version = $3",
-                                     3, NULL, params, NULL, NULL, 0);
-        ready = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0;
-        PQclear(res);
-        if (!ready)
-            tk_sleep_ms(100);
-    }
-    tk_conn_close(c);
-    return ready;
-}
-
-/* ---- running a row -------------------------------------------------------------------------- */
-
-typedef struct result_s {
-    const char *workflow, *handler;
-    int steps, depth;
-    tk_bench_stats_t s;
-} result_t;
+/* ---- whether a row can run ------------------------------------------------------------------ */
 
 static bool on_path(const char *program)
 {
@@ -286,6 +251,20 @@ static const char *unavailable(const handler_row_t *row, const char *templates)
     return why;
 }
 
+static bool wanted(const tk_bench_t *b, const char *handler)
+{
+    const char *list = b->opts.handlers;
+    if (list == NULL || list[0] == '\0')
+        return true;
+    size_t n = strlen(handler);
+    for (const char *p = list; (p = strstr(p, handler)) != NULL; p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+            return true;
+    return false;
+}
+
+/* ---- one task ------------------------------------------------------------------------------- */
+
 /* Why a task did not complete: the first step error it reports ("" if none). */
 static void failure_detail(tk_bench_http_t *h, const char *task_uuid, char *buf, size_t size)
 {
@@ -350,47 +329,412 @@ static int one_task(tk_bench_http_t *h, const found_t *f, const char *run_id, in
     return rc;
 }
 
-static int run_workflow(tk_bench_t *b, tk_bench_http_t *h, const char *handler, int k,
-                        const found_t *f, const char *run_id, int warm, int n, result_t *out,
-                        tk_error_t *err)
+/* ---- the run: rows selected, started together, sampled interleaved -------------------------- */
+
+#define NROWS ((int)(sizeof(handler_rows) / sizeof(handler_rows[0])))
+
+/* A handler row taking part in the run. */
+typedef struct row_s {
+    const handler_row_t *def;
+    const char *templates;  /* its template directory */
+    tk_template_set_t *set; /* loaded from there: its workflows and namespaces */
+    found_t found[NSHAPES]; /* its template of each workflow */
+    json_t *json;           /* its entry in settings.e2e.rows (owned by that array) */
+    pid_t pid;              /* its worker child process (0: the worker is in this process) */
+    bool active;            /* its worker is ready and none of its tasks has failed */
+    double *ms[NSHAPES];    /* ms[k][i]: sample i of workflow k (NULL: k not run) */
+} row_t;
+
+typedef struct e2e_s {
+    tk_bench_t *b;
+    int warm, n; /* warm-up rounds and samples, per row and workflow */
+    char run_id[TK_UUID_STR_LEN];
+    tk_bench_stack_t *stack;
+    tk_bench_http_t *h;
+    row_t rows[NROWS];
+    int nrows;
+    json_t *rows_json; /* settings.e2e.rows: every wanted row, run or skipped */
+    int failures;
+} e2e_t;
+
+/* A row that will not run: a note, or an error counted as a failure, and its entry in
+ * settings.e2e.rows. */
+static void skip_row(e2e_t *e, const char *handler, const char *why, bool error)
 {
-    double *v = calloc((size_t)n, sizeof(double));
-    if (v == NULL)
-        return tk_error_set(err, TK_ENOMEM, "out of memory");
-    char label[96];
-    snprintf(label, sizeof(label), "e2e %s/%s", shapes[k].workflow, handler);
-    int rc = TK_OK;
-    for (int i = 0; rc == TK_OK && i < warm + n; i++) {
-        double ms = 0;
-        /* the first task may wait for a worker process to start */
-        rc = one_task(h, f, run_id, i, i == 0 ? 60000 : 30000, &ms, err);
-        if (rc == TK_OK && i >= warm)
-            v[i - warm] = ms;
-        tk_bench_progress(b, label, i + 1, warm + n);
+    if (error) {
+        tk_bench_progress_done(e->b);
+        tk_cli_fail("e2e: %s handlers skipped: %s", handler, why);
+        e->failures++;
+    } else {
+        tk_bench_note(e->b, "e2e: %s handlers skipped: %s", handler, why);
     }
-    if (rc == TK_OK) {
-        out->workflow = shapes[k].workflow;
-        out->handler = handler;
-        out->steps = shapes[k].steps;
-        out->depth = shapes[k].depth;
-        tk_bench_stats(v, (size_t)n, &out->s);
+    json_array_append_new(e->rows_json,
+                          json_pack("{s:s, s:s}", "handler", handler, "skipped", why));
+}
+
+/* A namespace that the workers of rows a and b would both serve (their templates'
+ * namespaces), or NULL. Owned by a's set. */
+static const char *shared_namespace(const row_t *a, const row_t *b)
+{
+    size_t na = 0, nb = 0;
+    const char *const *as = tk_template_set_namespaces(a->set, &na);
+    const char *const *bs = tk_template_set_namespaces(b->set, &nb);
+    for (size_t i = 0; as != NULL && bs != NULL && i < na; i++)
+        for (size_t j = 0; j < nb; j++)
+            if (strcmp(as[i], bs[j]) == 0)
+                return as[i];
+    return NULL;
+}
+
+/* Load the row's templates and find its workflows. False, with the reason in why, when they
+ * cannot be loaded or share a namespace with a row already selected: the workers run at
+ * once, and a namespace's steps go to whichever of its workers claims them first. */
+static bool prepare_row(const e2e_t *e, row_t *row, char *why, size_t size)
+{
+    tk_error_t err;
+    if (tk_template_load_dir(row->templates, &row->set, &err) != TK_OK) {
+        snprintf(why, size, "%s", err.message);
+        return false;
     }
-    free(v);
+    classify_set(row->set, row->found);
+    for (int r = 0; r < e->nrows; r++) {
+        const char *ns = shared_namespace(row, &e->rows[r]);
+        if (ns != NULL) {
+            snprintf(why, size,
+                     "namespace %s is in its templates (%s) and in the %s row's (%s); the rows' "
+                     "workers run at once, so their namespaces must differ",
+                     ns, row->templates, e->rows[r].def->handler, e->rows[r].templates);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The row's entry in settings.e2e.rows: its templates, worker and workflows. */
+static json_t *row_json(const row_t *row)
+{
+    json_t *workflows = json_array();
+    for (int k = 0; k < NSHAPES; k++)
+        if (row->found[k].found)
+            json_array_append_new(workflows,
+                                  json_pack("{s:s, s:s, s:s, s:s}", "workflow", shapes[k].workflow,
+                                            "namespace", row->found[k].ns, "name",
+                                            row->found[k].name, "version", row->found[k].version));
+    return json_pack("{s:s, s:s, s:s, s:o}", "handler", row->def->handler, "templates",
+                     row->templates, "worker", row->def->argv ? "child process" : "in-process",
+                     "workflows", workflows);
+}
+
+/* Select the wanted rows that can run (a missing C row is a failure: it must run). */
+static void select_rows(e2e_t *e, const char *c_templates)
+{
+    for (int r = 0; r < NROWS; r++) {
+        const handler_row_t *def = &handler_rows[r];
+        if (!wanted(e->b, def->handler))
+            continue;
+        row_t *row = &e->rows[e->nrows];
+        *row = (row_t){.def = def, .templates = def->templates ? def->templates : c_templates};
+        const char *missing = unavailable(def, row->templates);
+        char why[2 * PATH_MAX + 256];
+        if (missing[0] != '\0') {
+            skip_row(e, def->handler, missing, false);
+            e->failures += def->argv == NULL;
+        } else if (!prepare_row(e, row, why, sizeof(why))) {
+            skip_row(e, def->handler, why, true);
+            tk_template_set_free(row->set);
+        } else {
+            row->json = row_json(row);
+            json_array_append_new(e->rows_json, row->json);
+            e->nrows++;
+        }
+    }
+}
+
+/* Start the row's worker: in this process (C) or as a child process. Errors are printed. */
+static int start_worker(e2e_t *e, row_t *row)
+{
+    char id[64];
+    snprintf(id, sizeof(id), "bench-%s-%d", row->def->handler, (int)getpid());
+    if (row->def->argv == NULL)
+        return tk_bench_stack_add_worker(e->stack, row->templates, id, NULL, 0);
+    char log_path[PATH_MAX];
+    snprintf(log_path, sizeof(log_path), "%s/e2e-%s-worker.log",
+             e->b->opts.log_dir ? e->b->opts.log_dir : ".", row->def->handler);
+    const char *argv[16];
+    char program[PATH_MAX + 64];
+    snprintf(program, sizeof(program), "%s/%s", build_dir(), row->def->argv[0]);
+    argv[0] = program;
+    int na = 1;
+    for (; row->def->argv[na] != NULL && na < 15; na++)
+        argv[na] = row->def->argv[na];
+    argv[na] = NULL;
+    int rc = tk_bench_stack_add_child(e->stack, argv, NULL, id, log_path, &row->pid);
+    if (rc == TK_OK && !e->b->tty)
+        tk_bench_note(e->b, "e2e: %s worker started (log %s)", row->def->handler, log_path);
     return rc;
+}
+
+/* A worker child is ready once it has registered the row's templates; false (with the
+ * reason in err) when it exits or takes more than 60 s. Setup only: not measured. */
+static bool wait_child_ready(e2e_t *e, const row_t *row, tk_error_t *err)
+{
+    const found_t *f = NULL;
+    for (int k = 0; k < NSHAPES && f == NULL; k++)
+        if (row->found[k].found)
+            f = &row->found[k];
+    if (f == NULL)
+        return true;
+    tk_conn_t *c;
+    if (tk_conn_open(e->b->run_url, "tasker-bench", &c, err) != TK_OK)
+        return false;
+    const char *params[] = {f->ns, f->name, f->version};
+    int64_t deadline = tk_clock_ms() + 60000;
+    bool ready = false;
+    while (!ready) {
+        if (!tk_bench_stack_child_alive(e->stack, row->pid)) {
+            tk_error_set(err, TK_ESYS, "the worker process exited (see its log)");
+            break;
+        }
+        if (tk_clock_ms() > deadline) {
+            tk_error_set(err, TK_ETIMEDOUT, "the worker did not register %s/%s within 60 s", f->ns,
+                         f->name);
+            break;
+        }
+        PGresult *res = PQexecParams(tk_conn_pg(c),
+                                     "SELECT 1 FROM tasker.named_tasks nt JOIN "
+                                     "tasker.task_namespaces ns USING (task_namespace_uuid) "
+                                     "WHERE ns.name = $1 AND nt.name = $2 AND nt.version = $3",
+                                     3, NULL, params, NULL, NULL, 0);
+        ready = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0;
+        PQclear(res);
+        if (!ready)
+            tk_sleep_ms(100);
+    }
+    tk_conn_close(c);
+    return ready;
+}
+
+/* Take the row out of the run (its worker stopped if a child) and record why. */
+static void drop_row(e2e_t *e, row_t *row, const char *why)
+{
+    row->active = false;
+    e->failures++;
+    json_object_set_new(row->json, "failed", json_string(why));
+    if (row->pid > 0)
+        tk_bench_stack_stop_child(e->stack, row->pid);
+}
+
+/* Start every selected row's worker, all of them at once, and wait until each is ready. A
+ * row whose worker does not start or get ready is dropped (a failure, printed). */
+static void start_rows(e2e_t *e)
+{
+    for (int r = 0; r < e->nrows; r++) {
+        row_t *row = &e->rows[r];
+        row->active = true;
+        if (start_worker(e, row) != TK_OK)
+            drop_row(e, row, "its worker did not start");
+    }
+    for (int r = 0; r < e->nrows; r++) {
+        row_t *row = &e->rows[r];
+        tk_error_t err;
+        if (!row->active || row->pid == 0 || wait_child_ready(e, row, &err))
+            continue;
+        tk_bench_progress_done(e->b);
+        tk_cli_fail("e2e: %s worker: %s", row->def->handler, err.message);
+        drop_row(e, row, err.message);
+    }
+}
+
+/* The sample arrays of the rows' workflows (a shape a row has no template for is noted and
+ * left out). TK_OK or TK_ENOMEM (printed). */
+static int alloc_samples(e2e_t *e)
+{
+    for (int r = 0; r < e->nrows; r++) {
+        row_t *row = &e->rows[r];
+        for (int k = 0; k < NSHAPES && row->active; k++) {
+            if (!row->found[k].found) {
+                tk_bench_note(e->b, "e2e: %s %s skipped: no template of that shape in %s",
+                              shapes[k].workflow, row->def->handler, row->templates);
+                continue;
+            }
+            row->ms[k] = calloc((size_t)(e->n > 0 ? e->n : 1), sizeof(double));
+            if (row->ms[k] == NULL) {
+                tk_cli_fail("e2e: out of memory");
+                return TK_ENOMEM;
+            }
+        }
+    }
+    return TK_OK;
+}
+
+/* Round i (a warm-up while i < warm, else sample i - warm) of workflow k: one task per active
+ * row, the rows in an order rotated by i so that none always goes first. A row whose task
+ * fails is dropped (printed). */
+static void run_round(e2e_t *e, int i, int k)
+{
+    for (int j = 0; j < e->nrows; j++) {
+        row_t *row = &e->rows[(i + j) % e->nrows];
+        if (!row->active || row->ms[k] == NULL)
+            continue;
+        double ms = 0;
+        tk_error_t err;
+        /* generous for the first task: a worker's first claim may still be starting up */
+        if (one_task(e->h, &row->found[k], e->run_id, i, i == 0 ? 60000 : 30000, &ms, &err) ==
+            TK_OK) {
+            if (i >= e->warm)
+                row->ms[k][i - e->warm] = ms;
+            continue;
+        }
+        tk_bench_progress_done(e->b);
+        tk_cli_fail("e2e %s/%s: %s", shapes[k].workflow, row->def->handler, err.message);
+        drop_row(e, row, err.message);
+    }
+}
+
+static bool any_active(const e2e_t *e)
+{
+    for (int r = 0; r < e->nrows; r++)
+        if (e->rows[r].active)
+            return true;
+    return false;
+}
+
+/* Every round: the warm-ups, then the samples; progress shows the rows and the round. */
+static void run_rounds(e2e_t *e)
+{
+    char label[96] = "e2e";
+    for (int r = 0; r < e->nrows; r++)
+        if (e->rows[r].active)
+            snprintf(label + strlen(label), sizeof(label) - strlen(label), "%s%s",
+                     strcmp(label, "e2e") == 0 ? " " : "+", e->rows[r].def->handler);
+    if (!e->b->tty && any_active(e))
+        tk_bench_note(e->b, "%s: %d warm-up + %d samples per workflow and handler, interleaved",
+                      label, e->warm, e->n);
+    int rounds = e->warm + e->n;
+    for (int i = 0; i < rounds && any_active(e); i++) {
+        for (int k = 0; k < NSHAPES; k++)
+            run_round(e, i, k);
+        tk_bench_progress(e->b, label, i + 1, rounds);
+    }
+    tk_bench_progress_done(e->b);
+}
+
+/* ---- results -------------------------------------------------------------------------------- */
+
+typedef struct result_s {
+    const char *workflow, *handler;
+    int steps, depth;
+    tk_bench_stats_t s;
+    bool paired;     /* a non-C row whose workflow the C row ran too: overhead is set */
+    double overhead; /* ms: the median over samples i of (this row's i - the C row's i) */
+} result_t;
+
+/* Statistics of v[0..n-1], left unsorted (the pairs need the sample order). */
+static int stats_of(const double *v, int n, tk_bench_stats_t *out)
+{
+    double *copy = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+    if (copy == NULL)
+        return TK_ENOMEM;
+    memcpy(copy, v, (size_t)n * sizeof(double));
+    tk_bench_stats(copy, (size_t)n, out);
+    free(copy);
+    return TK_OK;
+}
+
+/* The median over i of v[i] - c[i]. */
+static int paired_median(const double *v, const double *c, int n, double *out)
+{
+    double *d = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+    if (d == NULL)
+        return TK_ENOMEM;
+    for (int i = 0; i < n; i++)
+        d[i] = v[i] - c[i];
+    tk_bench_stats_t s;
+    tk_bench_stats(d, (size_t)n, &s);
+    free(d);
+    *out = s.p50;
+    return TK_OK;
+}
+
+/* The C row, if it ran to the end; else NULL. */
+static const row_t *c_row(const e2e_t *e)
+{
+    for (int r = 0; r < e->nrows; r++)
+        if (e->rows[r].active && strcmp(e->rows[r].def->handler, "c") == 0)
+            return &e->rows[r];
+    return NULL;
+}
+
+/* The results of the rows that ran to the end, row by row, workflows in shape order. Returns
+ * how many, or -1 when out of memory (printed). */
+static int collect_results(const e2e_t *e, result_t *out)
+{
+    const row_t *c = c_row(e);
+    int nr = 0;
+    for (int r = 0; r < e->nrows; r++) {
+        const row_t *row = &e->rows[r];
+        for (int k = 0; k < NSHAPES && row->active; k++) {
+            if (row->ms[k] == NULL)
+                continue;
+            result_t *res = &out[nr++];
+            *res = (result_t){.workflow = shapes[k].workflow,
+                              .handler = row->def->handler,
+                              .steps = shapes[k].steps,
+                              .depth = shapes[k].depth};
+            res->paired = c != NULL && c != row && c->ms[k] != NULL;
+            if (stats_of(row->ms[k], e->n, &res->s) != TK_OK ||
+                (res->paired &&
+                 paired_median(row->ms[k], c->ms[k], e->n, &res->overhead) != TK_OK)) {
+                tk_cli_fail("e2e: out of memory");
+                return -1;
+            }
+        }
+    }
+    return nr;
+}
+
+static bool any_paired(const result_t *r, int nr)
+{
+    for (int i = 0; i < nr; i++)
+        if (r[i].paired)
+            return true;
+    return false;
+}
+
+/* The "vs C" cell: the paired overhead, "-" for a row without one, "" when no row has one. */
+static void overhead_cell(char *buf, size_t size, const result_t *r, bool column)
+{
+    if (!column)
+        buf[0] = '\0';
+    else if (r->paired)
+        snprintf(buf, size, " %+7.2f", r->overhead);
+    else
+        snprintf(buf, size, " %7s", "-");
+}
+
+/* More than one handler row ran: their workers ran at once and their tasks interleaved. */
+static bool several_rows(const result_t *r, int nr)
+{
+    for (int i = 1; i < nr; i++)
+        if (strcmp(r[i].handler, r[0].handler) != 0)
+            return true;
+    return false;
 }
 
 static void print_results(tk_bench_t *b, const result_t *r, int nr)
 {
+    bool column = any_paired(r, nr);
     printf("\nE2E workflow execution (POST /v1/tasks?wait_ms, completion pushed by NOTIFY; "
            "server in this process,\n  C worker in-process, Ruby and Python workers as child "
-           "processes)\n");
-    printf("  %-12s %-7s %5s %7s %8s %8s %8s %8s %8s %8s %8s %10s %-15s %8s %s\n", "Workflow",
-           "Handler", "Steps", "Samples", "Mean", "p50", "p95", "p99", "Min", "Max", "p50/stg",
-           "Seed mean", "(seed source)", "x commit", "Target");
+           "processes%s)\n",
+           several_rows(r, nr) ? "; the rows' workers at once, their tasks interleaved" : "");
+    printf("  %-12s %-7s %5s %7s %8s %8s %8s %8s %8s %8s%s %8s %10s %-15s %8s %s\n", "Workflow",
+           "Handler", "Steps", "Samples", "Mean", "p50", "p95", "p99", "Min", "Max",
+           column ? "    vs C" : "", "p50/stg", "Seed mean", "(seed source)", "x commit", "Target");
     for (int i = 0; i < nr; i++) {
         const char *source = "";
         double seed = tk_bench_seed_e2e(r[i].workflow, r[i].handler, &source);
-        char seed_text[24], mult[16], target[32];
+        char seed_text[24], mult[16], target[32], vs_c[24];
         if (seed > 0)
             snprintf(seed_text, sizeof(seed_text), "%.2f", seed);
         else
@@ -402,14 +746,21 @@ static void print_results(tk_bench_t *b, const result_t *r, int nr)
                      r[i].s.p50 <= limit ? "met" : "MISSED");
         else
             snprintf(target, sizeof(target), "-");
-        printf("  %-12s %-7s %5d %7zu %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %10s %-15s %8s "
+        overhead_cell(vs_c, sizeof(vs_c), &r[i], column);
+        printf("  %-12s %-7s %5d %7zu %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f%s %8.2f %10s %-15s %8s "
                "%s\n",
                r[i].workflow, r[i].handler, r[i].steps, r[i].s.n, r[i].s.mean, r[i].s.p50,
-               r[i].s.p95, r[i].s.p99, r[i].s.min, r[i].s.max, r[i].s.p50 / r[i].depth, seed_text,
-               source, mult, target);
+               r[i].s.p95, r[i].s.p99, r[i].s.min, r[i].s.max, vs_c, r[i].s.p50 / r[i].depth,
+               seed_text, source, mult, target);
     }
     printf("  (ms; p50/stg = p50 per sequential stage of the DAG; x commit = p50 / the durable "
            "commit floor)\n");
+    if (column)
+        printf("  (vs C = the paired overhead over C: the median over samples i of (this row's "
+               "task i - the C row's task i)\n   of the same workflow, run in the same round)\n");
+    if (several_rows(r, nr))
+        printf("  (every row ran beside the other rows' idle workers, which costs each a little: "
+               "for the C row's\n   own figures and its targets, run --handlers c)\n");
     fflush(stdout);
 }
 
@@ -417,12 +768,14 @@ static void store_results(tk_bench_t *b, const result_t *r, int nr)
 {
     json_t *list = json_object_get(b->doc, "e2e");
     for (int i = 0; i < nr; i++) {
-        json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f}",
-                                              "workflow", r[i].workflow, "handler", r[i].handler,
-                                              "steps", r[i].steps, "samples", (int)r[i].s.n,
-                                              "mean_ms", r[i].s.mean, "p50_ms", r[i].s.p50,
-                                              "p95_ms", r[i].s.p95, "p99_ms", r[i].s.p99, "min_ms",
-                                              r[i].s.min, "max_ms", r[i].s.max));
+        json_t *entry =
+            json_pack("{s:s, s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f}", "workflow",
+                      r[i].workflow, "handler", r[i].handler, "steps", r[i].steps, "samples",
+                      (int)r[i].s.n, "mean_ms", r[i].s.mean, "p50_ms", r[i].s.p50, "p95_ms",
+                      r[i].s.p95, "p99_ms", r[i].s.p99, "min_ms", r[i].s.min, "max_ms", r[i].s.max);
+        if (r[i].paired)
+            json_object_set_new(entry, "overhead_vs_c_p50_ms", json_real(r[i].overhead));
+        json_array_append_new(list, entry);
         double limit = strcmp(r[i].handler, "c") == 0 ? tk_bench_target_e2e_ms(r[i].workflow) : -1;
         if (limit > 0) {
             char value[48], lim[48];
@@ -434,137 +787,80 @@ static void store_results(tk_bench_t *b, const result_t *r, int nr)
     }
 }
 
-static bool wanted(const tk_bench_t *b, const char *handler)
+static void store_settings(e2e_t *e)
 {
-    const char *list = b->opts.handlers;
-    if (list == NULL || list[0] == '\0')
-        return true;
-    size_t n = strlen(handler);
-    for (const char *p = list; (p = strstr(p, handler)) != NULL; p += n)
-        if ((p == list || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
-            return true;
-    return false;
+    json_t *settings = json_object_get(e->b->doc, "settings");
+    if (!json_is_object(settings)) {
+        json_decref(e->rows_json);
+        return;
+    }
+    json_object_set_new(
+        settings, "e2e",
+        json_pack("{s:i, s:i, s:i, s:s, s:s, s:o}", "samples", e->n, "warmup", e->warm, "wait_ms",
+                  30000, "process_model",
+                  "orchestration server and C worker in the bench process (like tasker dev); "
+                  "Ruby and Python workers as child processes; every row's worker runs at once",
+                  "schedule",
+                  "interleaved: round i runs, for each workflow, one task per row, the rows in an "
+                  "order rotated by i; warm-up rounds first",
+                  "rows", e->rows_json));
+}
+
+static void free_rows(e2e_t *e)
+{
+    for (int r = 0; r < e->nrows; r++) {
+        tk_template_set_free(e->rows[r].set);
+        for (int k = 0; k < NSHAPES; k++)
+            free(e->rows[r].ms[k]);
+    }
+}
+
+/* Measure, then report the rows that ran to the end. */
+static void measure(e2e_t *e)
+{
+    start_rows(e);
+    if (alloc_samples(e) != TK_OK) {
+        e->failures++;
+        return;
+    }
+    run_rounds(e);
+    tk_bench_http_free(e->h);
+    e->h = NULL;
+    tk_bench_stack_free(e->stack);
+    e->stack = NULL;
+    result_t results[NSHAPES * NROWS];
+    int nr = collect_results(e, results);
+    if (nr < 0)
+        e->failures++;
+    if (nr > 0) {
+        print_results(e->b, results, nr);
+        store_results(e->b, results, nr);
+    }
 }
 
 int tk_bench_e2e(tk_bench_t *b)
 {
-    int n = tk_bench_count(b, b->opts.samples, 200, 20);
-    int warm = b->opts.warmup >= 0 ? b->opts.warmup : (b->opts.quick ? 5 : 20);
-    const char *c_templates = b->opts.templates ? b->opts.templates : "examples/templates";
+    e2e_t e = {.b = b,
+               .n = tk_bench_count(b, b->opts.samples, 200, 20),
+               .warm = b->opts.warmup >= 0 ? b->opts.warmup : (b->opts.quick ? 5 : 20)};
     tk_uuid_t u;
-    char run_id[TK_UUID_STR_LEN];
     tk_uuid_v7(&u);
-    tk_uuid_format(&u, run_id);
-
-    tk_bench_stack_t *stack;
-    int rc = tk_bench_stack_start(b, b->run_url, &stack);
+    tk_uuid_format(&u, e.run_id);
+    int rc = tk_bench_stack_start(b, b->run_url, &e.stack);
     if (rc != TK_OK)
         return rc;
-    tk_bench_http_t *h = tk_bench_http_new(tk_bench_stack_url(stack));
-    if (h == NULL) {
-        tk_bench_stack_free(stack);
+    e.h = tk_bench_http_new(tk_bench_stack_url(e.stack));
+    if (e.h == NULL) {
+        tk_bench_stack_free(e.stack);
         tk_cli_fail("e2e: out of memory");
         return TK_ENOMEM;
     }
-    result_t results[NSHAPES * 4];
-    int nresults = 0;
-    json_t *rows_json = json_array();
-    tk_error_t err;
-    int failures = 0;
-    for (size_t r = 0; r < sizeof(handler_rows) / sizeof(handler_rows[0]); r++) {
-        const handler_row_t *row = &handler_rows[r];
-        if (!wanted(b, row->handler))
-            continue;
-        const char *templates = row->templates ? row->templates : c_templates;
-        const char *why = unavailable(row, templates);
-        if (why[0] != '\0') {
-            tk_bench_note(b, "e2e: %s handlers skipped: %s", row->handler, why);
-            json_array_append_new(rows_json,
-                                  json_pack("{s:s, s:s}", "handler", row->handler, "skipped", why));
-            if (row->argv == NULL)
-                failures++; /* the C row must run */
-            continue;
-        }
-        found_t found[NSHAPES];
-        if (find_templates(templates, found, &err) != TK_OK) {
-            tk_cli_fail("e2e: %s handlers: %s", row->handler, err.message);
-            failures++;
-            continue;
-        }
-        char id[64];
-        snprintf(id, sizeof(id), "bench-%s-%d", row->handler, (int)getpid());
-        if (row->argv == NULL) {
-            rc = tk_bench_stack_add_worker(stack, templates, id, NULL, 0);
-        } else {
-            char log_path[PATH_MAX];
-            snprintf(log_path, sizeof(log_path), "%s/e2e-%s-worker.log",
-                     b->opts.log_dir ? b->opts.log_dir : ".", row->handler);
-            const char *argv[16];
-            char program[PATH_MAX + 64];
-            snprintf(program, sizeof(program), "%s/%s", build_dir(), row->argv[0]);
-            argv[0] = program;
-            int na = 1;
-            for (; row->argv[na] != NULL && na < 15; na++)
-                argv[na] = row->argv[na];
-            argv[na] = NULL;
-            rc = tk_bench_stack_add_child(stack, argv, NULL, id, log_path);
-            if (rc == TK_OK && !b->tty)
-                tk_bench_note(b, "e2e: %s worker started (log %s)", row->handler, log_path);
-        }
-        if (rc == TK_OK && row->argv != NULL && !wait_child_ready(b, stack, found, &err)) {
-            tk_cli_fail("e2e: %s worker: %s", row->handler, err.message);
-            rc = err.code;
-        }
-        if (rc != TK_OK) {
-            tk_bench_stack_stop_workers(stack);
-            failures++;
-            continue;
-        }
-        if (!b->tty)
-            tk_bench_note(b, "e2e: %s handlers, %d warm-up + %d samples per workflow", row->handler,
-                          warm, n);
-        json_t *ran = json_array();
-        for (int k = 0; k < NSHAPES; k++) {
-            if (!found[k].found) {
-                tk_bench_note(b, "e2e: %s %s skipped: no template of that shape in %s",
-                              shapes[k].workflow, row->handler, templates);
-                continue;
-            }
-            rc = run_workflow(b, h, row->handler, k, &found[k], run_id, warm, n, &results[nresults],
-                              &err);
-            tk_bench_progress_done(b);
-            if (rc != TK_OK) {
-                tk_cli_fail("e2e %s/%s: %s", shapes[k].workflow, row->handler, err.message);
-                failures++;
-                break;
-            }
-            json_array_append_new(
-                ran, json_pack("{s:s, s:s, s:s, s:s}", "workflow", shapes[k].workflow, "namespace",
-                               found[k].ns, "name", found[k].name, "version", found[k].version));
-            nresults++;
-        }
-        json_array_append_new(rows_json, json_pack("{s:s, s:s, s:s, s:o}", "handler", row->handler,
-                                                   "templates", templates, "worker",
-                                                   row->argv ? "child process" : "in-process",
-                                                   "workflows", ran));
-        tk_bench_stack_stop_workers(stack);
-    }
-    tk_bench_http_free(h);
-    tk_bench_stack_free(stack);
-    if (nresults > 0) {
-        print_results(b, results, nresults);
-        store_results(b, results, nresults);
-    }
-    json_t *settings = json_object_get(b->doc, "settings");
-    if (json_is_object(settings))
-        json_object_set_new(
-            settings, "e2e",
-            json_pack("{s:i, s:i, s:i, s:s, s:o}", "samples", n, "warmup", warm, "wait_ms", 30000,
-                      "process_model",
-                      "orchestration server and C worker in the bench process (like tasker dev); "
-                      "Ruby and Python workers as child processes",
-                      "rows", rows_json));
-    else
-        json_decref(rows_json);
-    return failures == 0 ? TK_OK : TK_EDB;
+    e.rows_json = json_array();
+    select_rows(&e, b->opts.templates ? b->opts.templates : "examples/templates");
+    measure(&e);
+    tk_bench_http_free(e.h);
+    tk_bench_stack_free(e.stack);
+    free_rows(&e);
+    store_settings(&e);
+    return e.failures == 0 ? TK_OK : TK_EDB;
 }

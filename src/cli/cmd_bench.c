@@ -47,8 +47,12 @@ static const struct {
      "connection and ends when the response arrives (the server answers when the task's\n"
      "completion is announced by NOTIFY; nothing polls). Server and C worker run in this\n"
      "process; Ruby and Python rows run their workers as child processes and are skipped\n"
-     "when those bindings are absent. 20 warm-up tasks, then 200 samples per workflow\n"
-     "(--quick 5 and 20). mean, p50, p95, p99, min, max.\n"},
+     "when those bindings are absent. All rows are measured together, interleaved: their\n"
+     "workers run at once (so their templates must use different namespaces), and round i\n"
+     "runs, per workflow, one task per row, the rows in an order rotated by i. 20 warm-up\n"
+     "rounds, then 200 samples (--quick 5 and 20), per workflow and row: mean, p50, p95,\n"
+     "p99, min, max, and for Ruby and Python \"vs C\", the median over the rounds of (the\n"
+     "row's task - the C task).\n"},
     {"throughput", "tasks/s and steps/s under load, per-step latency",
      "Submits --tp-tasks N tasks (default 2000 linear, --quick 200; --workflow noop for\n"
      "1-step no-op tasks) from --clients C threads (default 4, keep-alive) as fast as the\n"
@@ -91,8 +95,8 @@ static void usage(FILE *out, int suite)
         "                         needs CREATEDB: suites work in databases tasker_bench*\n"
         "      --data-dir DIR     else a private durable cluster here (default %s),\n"
         "                         stopped at the end unless it was already running\n"
-        "      --samples N        e2e samples per workflow\n"
-        "      --warmup N         e2e warm-up tasks per workflow\n"
+        "      --samples N        e2e samples per workflow and handler row\n"
+        "      --warmup N         e2e warm-up tasks per workflow and handler row\n"
         "      --iterations N     floor, sql and notify iterations per case\n"
         "      --tasks N[,N...]   sql dataset sizes (default 5000)\n"
         "      --tp-tasks N       throughput: tasks to submit\n"

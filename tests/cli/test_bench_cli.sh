@@ -59,6 +59,29 @@ check "sql JSON dataset size" "$dir/sql.json" '"tasks": 200'
 expect "bench sql reuses the dataset" 0 "dataset reused" -- \
     "$T" bench sql --quick --tasks 200 --iterations 10 --database-url "$db" --json "$dir/sql2.json"
 
+# e2e, a few rounds from the source tree (the rows' template paths are relative to it): the
+# C row alone, then with the Ruby row when its binding is built, interleaved and paired.
+src=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$src" || exit 1
+expect "bench e2e --handlers c" 0 "E2E workflow execution" -- \
+    "$T" bench e2e --handlers c --samples 3 --warmup 1 --database-url "$db" --json "$dir/e2e.json"
+check "e2e JSON rows" "$dir/e2e.json" '"handler": "c"'
+check "e2e JSON statistics" "$dir/e2e.json" '"max_ms"'
+if grep -q "overhead_vs_c" "$dir/e2e.json" "$out"; then
+    echo "not ok - e2e: an overhead over C without a second row"; failures=$((failures + 1))
+else
+    echo "ok - e2e: no overhead over C without a second row"
+fi
+if [ -e "$(dirname "$T")/bindings/ruby/lib/tasker_native.so" ] && command -v ruby >/dev/null; then
+    expect "bench e2e --handlers c,ruby" 0 "the rows' workers at once" -- \
+        "$T" bench e2e --handlers c,ruby --samples 3 --warmup 1 --database-url "$db" \
+        --json "$dir/e2e2.json"
+    check "e2e prints the overhead over C" "$out" "vs C"
+    check "e2e JSON: the Ruby row's overhead over C" "$dir/e2e2.json" '"overhead_vs_c_p50_ms"'
+else
+    echo "ok - # skip bench e2e --handlers c,ruby: the Ruby binding is not built"
+fi
+
 cat >"$dir/base.json" <<'EOF'
 {"floor": {"select1_p50_us": 20, "commit_p50_us": 300, "notify_raw_p50_us": 80},
  "e2e": [{"workflow": "linear", "handler": "c", "p50_ms": 5.0, "p95_ms": 6.0}],
