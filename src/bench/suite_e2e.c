@@ -20,6 +20,9 @@
  * samples) runs, for each workflow, one task per row, the rows in an order rotated by i.
  * Machine load and database state thus drift alike for every row, and the overhead of a
  * row over C is paired: the median over rounds of (its task's time - the C task's time).
+ * Idle workers cost the others (every NOTIFY wakes every LISTEN connection of the
+ * database), so the C row's own figures, which the targets use, come from a first pass with
+ * the C worker alone; the interleaved pass only pairs the other rows with C.
  */
 #include <glob.h>
 #include <jansson.h>
@@ -341,14 +344,15 @@ typedef struct row_s {
     found_t found[NSHAPES]; /* its template of each workflow */
     json_t *json;           /* its entry in settings.e2e.rows (owned by that array) */
     pid_t pid;              /* its worker child process (0: the worker is in this process) */
+    bool started;           /* its worker was started (it may have been dropped since) */
     bool active;            /* its worker is ready and none of its tasks has failed */
     double *ms[NSHAPES];    /* ms[k][i]: sample i of workflow k (NULL: k not run) */
 } row_t;
 
 typedef struct e2e_s {
     tk_bench_t *b;
-    int warm, n; /* warm-up rounds and samples, per row and workflow */
-    char run_id[TK_UUID_STR_LEN];
+    int warm, n;                  /* warm-up rounds and samples, per row and workflow */
+    char run_id[TK_UUID_STR_LEN]; /* in every task's context: tasks of a pass are unique */
     tk_bench_stack_t *stack;
     tk_bench_http_t *h;
     row_t rows[NROWS];
@@ -524,20 +528,24 @@ static void drop_row(e2e_t *e, row_t *row, const char *why)
         tk_bench_stack_stop_child(e->stack, row->pid);
 }
 
-/* Start every selected row's worker, all of them at once, and wait until each is ready. A
- * row whose worker does not start or get ready is dropped (a failure, printed). */
-static void start_rows(e2e_t *e)
+/* Start the worker of `only`, or (NULL) of every selected row not started yet, all at once,
+ * and wait until each is ready. A row whose worker does not start or get ready is dropped (a
+ * failure, printed). */
+static void start_rows(e2e_t *e, const row_t *only)
 {
     for (int r = 0; r < e->nrows; r++) {
         row_t *row = &e->rows[r];
-        row->active = true;
+        if (row->started || (only != NULL && row != only))
+            continue;
+        row->started = row->active = true;
         if (start_worker(e, row) != TK_OK)
             drop_row(e, row, "its worker did not start");
     }
     for (int r = 0; r < e->nrows; r++) {
         row_t *row = &e->rows[r];
         tk_error_t err;
-        if (!row->active || row->pid == 0 || wait_child_ready(e, row, &err))
+        if ((only != NULL && row != only) || !row->active || row->pid == 0 ||
+            wait_child_ready(e, row, &err))
             continue;
         tk_bench_progress_done(e->b);
         tk_cli_fail("e2e: %s worker: %s", row->def->handler, err.message);
@@ -552,6 +560,8 @@ static int alloc_samples(e2e_t *e)
     for (int r = 0; r < e->nrows; r++) {
         row_t *row = &e->rows[r];
         for (int k = 0; k < NSHAPES && row->active; k++) {
+            if (row->ms[k] != NULL) /* allocated for an earlier pass */
+                continue;
             if (!row->found[k].found) {
                 tk_bench_note(e->b, "e2e: %s %s skipped: no template of that shape in %s",
                               shapes[k].workflow, row->def->handler, row->templates);
@@ -599,9 +609,13 @@ static bool any_active(const e2e_t *e)
     return false;
 }
 
-/* Every round: the warm-ups, then the samples; progress shows the rows and the round. */
+/* Every round: the warm-ups, then the samples; progress shows the rows and the round. Each
+ * call is a pass of its own, with a new run id. */
 static void run_rounds(e2e_t *e)
 {
+    tk_uuid_t u;
+    tk_uuid_v7(&u);
+    tk_uuid_format(&u, e->run_id);
     char label[96] = "e2e";
     for (int r = 0; r < e->nrows; r++)
         if (e->rows[r].active)
@@ -656,24 +670,27 @@ static int paired_median(const double *v, const double *c, int n, double *out)
     return TK_OK;
 }
 
-/* The C row, if it ran to the end; else NULL. */
-static const row_t *c_row(const e2e_t *e)
+/* The selected C row (whether or not it ran to the end), or NULL. */
+static row_t *c_row(e2e_t *e)
 {
     for (int r = 0; r < e->nrows; r++)
-        if (e->rows[r].active && strcmp(e->rows[r].def->handler, "c") == 0)
+        if (strcmp(e->rows[r].def->handler, "c") == 0)
             return &e->rows[r];
     return NULL;
 }
 
-/* The results of the rows that ran to the end, row by row, workflows in shape order. Returns
- * how many, or -1 when out of memory (printed). */
-static int collect_results(const e2e_t *e, result_t *out)
+/* The results of the rows that ran to the end, row by row, workflows in shape order, the C
+ * row's left out when `with_c` is false (the other rows are still paired with its samples).
+ * Returns how many, or -1 when out of memory (printed). */
+static int collect_results(e2e_t *e, bool with_c, result_t *out)
 {
     const row_t *c = c_row(e);
+    if (c != NULL && !c->active)
+        c = NULL;
     int nr = 0;
     for (int r = 0; r < e->nrows; r++) {
         const row_t *row = &e->rows[r];
-        for (int k = 0; k < NSHAPES && row->active; k++) {
+        for (int k = 0; k < NSHAPES && row->active && (with_c || row != c); k++) {
             if (row->ms[k] == NULL)
                 continue;
             result_t *res = &out[nr++];
@@ -759,8 +776,8 @@ static void print_results(tk_bench_t *b, const result_t *r, int nr)
         printf("  (vs C = the paired overhead over C: the median over samples i of (this row's "
                "task i - the C row's task i)\n   of the same workflow, run in the same round)\n");
     if (several_rows(r, nr))
-        printf("  (every row ran beside the other rows' idle workers, which costs each a little: "
-               "for the C row's\n   own figures and its targets, run --handlers c)\n");
+        printf("  (the C rows were measured first, with no other worker running; the other rows "
+               "then ran\n   interleaved with C, beside each other's idle workers)\n");
     fflush(stdout);
 }
 
@@ -801,8 +818,9 @@ static void store_settings(e2e_t *e)
                   "orchestration server and C worker in the bench process (like tasker dev); "
                   "Ruby and Python workers as child processes; every row's worker runs at once",
                   "schedule",
-                  "interleaved: round i runs, for each workflow, one task per row, the rows in an "
-                  "order rotated by i; warm-up rounds first",
+                  "the C row alone first (its figures); then interleaved: round i runs, for "
+                  "each workflow, one task per row, the rows in an order rotated by i; warm-up "
+                  "rounds first",
                   "rows", e->rows_json));
 }
 
@@ -815,21 +833,39 @@ static void free_rows(e2e_t *e)
     }
 }
 
-/* Measure, then report the rows that ran to the end. */
+/* Measure, then report the rows that ran to the end. With other rows beside it, the C row is
+ * first measured alone (its figures and the targets are those of a C worker with no other
+ * worker beside it: idle workers' LISTEN connections slow every commit that notifies), then
+ * again interleaved with the others, only to pair them with it. */
 static void measure(e2e_t *e)
 {
-    start_rows(e);
-    if (alloc_samples(e) != TK_OK) {
+    result_t results[NSHAPES * NROWS];
+    int nr = 0;
+    row_t *c = c_row(e);
+    bool c_alone = c != NULL && e->nrows > 1;
+    if (c_alone) {
+        start_rows(e, c);
+        if (alloc_samples(e) != TK_OK) {
+            e->failures++;
+            return;
+        }
+        run_rounds(e);
+        nr = collect_results(e, true, results);
+    }
+    start_rows(e, NULL);
+    if (nr >= 0 && alloc_samples(e) != TK_OK) {
         e->failures++;
         return;
     }
-    run_rounds(e);
+    if (nr >= 0) {
+        run_rounds(e);
+        int more = collect_results(e, !c_alone, results + nr);
+        nr = more < 0 ? -1 : nr + more;
+    }
     tk_bench_http_free(e->h);
     e->h = NULL;
     tk_bench_stack_free(e->stack);
     e->stack = NULL;
-    result_t results[NSHAPES * NROWS];
-    int nr = collect_results(e, results);
     if (nr < 0)
         e->failures++;
     if (nr > 0) {
@@ -843,9 +879,6 @@ int tk_bench_e2e(tk_bench_t *b)
     e2e_t e = {.b = b,
                .n = tk_bench_count(b, b->opts.samples, 200, 20),
                .warm = b->opts.warmup >= 0 ? b->opts.warmup : (b->opts.quick ? 5 : 20)};
-    tk_uuid_t u;
-    tk_uuid_v7(&u);
-    tk_uuid_format(&u, e.run_id);
     int rc = tk_bench_stack_start(b, b->run_url, &e.stack);
     if (rc != TK_OK)
         return rc;

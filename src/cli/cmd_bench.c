@@ -49,10 +49,11 @@ static const struct {
      "process; Ruby and Python rows run their workers as child processes and are skipped\n"
      "when those bindings are absent. All rows are measured together, interleaved: their\n"
      "workers run at once (so their templates must use different namespaces), and round i\n"
-     "runs, per workflow, one task per row, the rows in an order rotated by i. 20 warm-up\n"
-     "rounds, then 200 samples (--quick 5 and 20), per workflow and row: mean, p50, p95,\n"
-     "p99, min, max, and for Ruby and Python \"vs C\", the median over the rounds of (the\n"
-     "row's task - the C task).\n"},
+     "runs, per workflow, one task per row, the rows in an order rotated by i; the C row's\n"
+     "own figures come from a first pass with the C worker alone. 20 warm-up rounds, then\n"
+     "200 samples (--quick 5 and 20), per workflow and row: mean, p50, p95, p99, min, max,\n"
+     "and for Ruby and Python \"vs C\", the median over the rounds of (the row's task - the\n"
+     "C task).\n"},
     {"throughput", "tasks/s and steps/s under load, per-step latency",
      "Submits --tp-tasks N tasks (default 2000 linear, --quick 200; --workflow noop for\n"
      "1-step no-op tasks) from --clients C threads (default 4, keep-alive) as fast as the\n"
