@@ -3,7 +3,8 @@
  *
  * Each handler validates its input, makes one SQL call through the pool, and sends the JSON
  * text the database built. wait_ms requests register with the task watch before they read
- * the task, then block on it (no polling loop) until the task is terminal or time is up.
+ * the task (before they create it, under a uuid made here, for POST /v1/tasks), then block on
+ * it (no polling loop) until the task is terminal or time is up.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -21,7 +22,7 @@
 #define POOL_WAIT_MS 5000
 
 static const tk_stmt_t create_stmt = {
-    "api_create", "SELECT tasker.create_task($1::jsonb, $2::boolean)", 2, false};
+    "api_create", "SELECT tasker.create_task($1::jsonb, $2::boolean, $3::uuid)", 3, false};
 static const tk_stmt_t task_stmt = {
     "api_task",
     "SELECT terminal, response FROM tasker.task_response_if_done($1::uuid, $2::boolean)", 2, true};
@@ -175,14 +176,19 @@ static bool int_query(tk_http_request_t *req, const char *name, int min, int max
 }
 
 /* Send the task, waiting first (up to wait_ms) for it to reach a terminal state. The full
- * response is built only once: when the task is done or the wait is over. */
-static void send_task(tk_http_request_t *req, const char *task_uuid, int wait_ms, int status)
+ * response is built only once: when the task is done or the wait is over. `waiter`: the
+ * caller's registration for this task, made before the task could finish and known not to
+ * be finished yet (the first look is then skipped), or NULL (registered and looked at here).
+ * It is unregistered. */
+static void send_task(tk_http_request_t *req, const char *task_uuid, int wait_ms, int status,
+                      tk_task_waiter_t *waiter)
 {
     tk_api_t *api = api_of(req);
-    tk_task_waiter_t *waiter = NULL;
-    if (wait_ms > 0 && api->watch != NULL)
-        waiter = tk_task_watch_register(api->watch, task_uuid);
     int64_t deadline = tk_clock_ms() + wait_ms;
+    if (waiter != NULL)
+        tk_task_watch_wait(api->watch, waiter, deadline);
+    else if (wait_ms > 0 && api->watch != NULL)
+        waiter = tk_task_watch_register(api->watch, task_uuid);
     for (;;) {
         bool last =
             waiter == NULL || tk_clock_ms() >= deadline || tk_task_watch_stopping(api->watch);
@@ -275,18 +281,36 @@ static bool valid_task_request(tk_http_request_t *req)
     return true;
 }
 
+/* For a request that waits: a new task uuid, with the watch's registration for it made before
+ * the task exists, so that its end cannot be announced unseen. NULL (the database chooses the
+ * uuid, send_task registers later and looks first) without a watch or memory. */
+static tk_task_waiter_t *register_new_task(tk_api_t *api, char uuid[TK_UUID_STR_LEN])
+{
+    tk_uuid_t u;
+    if (api->watch == NULL || tk_uuid_v7(&u) != TK_OK)
+        return NULL;
+    tk_uuid_format(&u, uuid);
+    return tk_task_watch_register(api->watch, uuid);
+}
+
 static void create_task(tk_http_request_t *req)
 {
+    tk_api_t *api = api_of(req);
     int wait_ms;
-    if (!int_query(req, "wait_ms", 0, api_of(req)->max_wait_ms, 0, &wait_ms))
+    if (!int_query(req, "wait_ms", 0, api->max_wait_ms, 0, &wait_ms))
         return;
     if (!valid_task_request(req))
         return;
+    char new_uuid[TK_UUID_STR_LEN];
+    tk_task_waiter_t *waiter = wait_ms > 0 ? register_new_task(api, new_uuid) : NULL;
     /* a caller that waits gets the full task at the end: skip building it now */
-    const char *params[] = {tk_http_body(req, NULL), wait_ms > 0 ? "false" : "true"};
+    const char *params[] = {tk_http_body(req, NULL), wait_ms > 0 ? "false" : "true",
+                            waiter != NULL ? new_uuid : NULL};
     PGresult *res = query(req, &create_stmt, params);
-    if (res == NULL)
+    if (res == NULL) {
+        tk_task_watch_unregister(api->watch, waiter);
         return;
+    }
     json_t *task = tk_json_parse(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
     const char *uuid = json_string_value(json_object_get(task, "task_uuid"));
     const char *correlation = json_string_value(json_object_get(task, "correlation_id"));
@@ -299,10 +323,19 @@ static void create_task(tk_http_request_t *req)
         snprintf(location, sizeof(location), "/v1/tasks/%s", uuid);
         tk_http_add_header(req, "Location", location);
     }
-    if (wait_ms > 0 && uuid != NULL)
-        send_task(req, uuid, wait_ms, 201);
-    else
+    tk_task_state_t state;
+    const char *status = json_string_value(json_object_get(task, "status"));
+    if (waiter != NULL && (status == NULL || tk_task_state_parse(status, &state) != TK_OK ||
+                           tk_task_state_is_terminal(state))) {
+        tk_task_watch_unregister(api->watch, waiter); /* done already: look at it at once */
+        waiter = NULL;
+    }
+    if (wait_ms > 0 && uuid != NULL) {
+        send_task(req, uuid, wait_ms, 201, waiter);
+    } else {
+        tk_task_watch_unregister(api->watch, waiter);
         tk_http_respond_json(req, 201, PQgetvalue(res, 0, 0));
+    }
     json_decref(task);
     PQclear(res);
 }
@@ -335,7 +368,7 @@ static void get_task(tk_http_request_t *req)
     int wait_ms;
     const char *uuid = uuid_param(req, "task_uuid");
     if (uuid != NULL && int_query(req, "wait_ms", 0, api_of(req)->max_wait_ms, 0, &wait_ms))
-        send_task(req, uuid, wait_ms, 200);
+        send_task(req, uuid, wait_ms, 200, NULL);
 }
 
 static void cancel_task(tk_http_request_t *req)
