@@ -8,8 +8,9 @@
  * call tk_host_worker_next() (which blocks: release the interpreter lock around it), run the
  * handler, end the step with tk_step_succeed_json() / tk_step_fail() (see handler.h), and
  * call tk_host_worker_done(). Built-in and plugin handlers keep running on C threads.
- * tk_host_worker_wake() ends the waits at once (for the interpreter's interrupts and for
- * shutdown); tk_host_worker_port() tells where /health listens.
+ * tk_host_worker_wake() ends the waits in progress (for the interpreter's interrupts),
+ * tk_host_worker_close() every wait for good (the first step of shutdown);
+ * tk_host_worker_port() tells where /health listens.
  *
  *     tk_host_worker_t *w;
  *     const char *handlers[] = {"Payments::Charge", NULL};
@@ -57,9 +58,9 @@ TK_API int tk_host_worker_start(const tk_host_worker_opts_t *opts, tk_host_worke
 
 /* Wait up to timeout_ms (< 0: forever) for a step whose handler the host runs.
  * TK_OK with *step set, TK_ETIMEDOUT (also when tk_host_worker_wake() ended the wait), or
- * TK_ESHUTDOWN once tk_host_worker_stop() began. The step belongs to the caller until
- * tk_host_worker_done(). Blocks: release the interpreter lock around this call.
- * Thread-safe. */
+ * TK_ESHUTDOWN once tk_host_worker_close() or tk_host_worker_stop() was called. The step
+ * belongs to the caller until tk_host_worker_done(). Blocks: release the interpreter lock
+ * around this call. Thread-safe. */
 TK_API int tk_host_worker_next(tk_host_worker_t *w, int timeout_ms, tk_step_t **step);
 
 /* End every wait in progress: each thread blocked in tk_host_worker_next() at the time of
@@ -67,10 +68,17 @@ TK_API int tk_host_worker_next(tk_host_worker_t *w, int timeout_ms, tk_step_t **
  * next call). Calls that begin afterwards wait as usual, so a thread that is about to call
  * next() when this runs is not reached: a caller interrupting a wait (an interpreter's
  * unblocking function) sets its own flag first and checks it before each next(), or calls
- * this again until the waiter has left. For the host's interrupts (Ctrl-C, Thread#kill)
- * and shutdown. Thread-safe; never blocks for long; not async-signal-safe. w must be
- * started and not yet stopped; accepts NULL. */
+ * this again until the waiter has left. For the host's interrupts (Ctrl-C, Thread#kill).
+ * Thread-safe; never blocks for long; not async-signal-safe. w must be started and not yet
+ * stopped; accepts NULL. */
 TK_API void tk_host_worker_wake(tk_host_worker_t *w);
+
+/* No more steps for the host: every wait in next() returns TK_ESHUTDOWN at once, and so does
+ * every later call, so that the host can wait for its threads to leave next() before
+ * tk_host_worker_stop() (which they must not be inside). Steps already queued for the host
+ * are failed as retryable by tk_host_worker_stop(). Idempotent. Thread-safe; w must be
+ * started and not yet stopped; accepts NULL. */
+TK_API void tk_host_worker_close(tk_host_worker_t *w);
 
 /* Hand back a step after ending it (a step without an outcome is reported as a retryable
  * handler_error). The step must not be used afterwards. Thread-safe. */

@@ -9,6 +9,8 @@
  *
  * tk_host_worker_wake() ends the waits in progress: every next() notes the wake generation
  * when it starts waiting and returns TK_ETIMEDOUT, without taking a step, once it changed.
+ * tk_host_worker_close() ends them for good (`closed`), which a wake-up cannot: a thread just
+ * entering next() would miss it.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -43,6 +45,7 @@ struct tk_host_worker_s {
     slot_t *head, *tail; /* waiting for a host thread */
     slot_t *taken;       /* with a host thread */
     uint64_t wake_gen;   /* incremented by tk_host_worker_wake() */
+    bool closed;         /* tk_host_worker_close(): next() returns TK_ESHUTDOWN */
     bool stopping;
 };
 
@@ -165,11 +168,12 @@ int tk_host_worker_next(tk_host_worker_t *w, int timeout_ms, tk_step_t **step)
     *step = NULL;
     pthread_mutex_lock(&w->lock);
     uint64_t gen = w->wake_gen;
-    while (w->head == NULL && !w->stopping && w->wake_gen == gen && tk_clock_ms() < deadline)
+    while (w->head == NULL && !w->stopping && !w->closed && w->wake_gen == gen &&
+           tk_clock_ms() < deadline)
         wait_until(&w->ready, &w->lock,
                    deadline - tk_clock_ms() > 1000 ? tk_clock_ms() + 1000 : deadline);
     int rc = TK_ETIMEDOUT;
-    if (w->stopping) {
+    if (w->stopping || w->closed) {
         rc = TK_ESHUTDOWN;
     } else if (w->head != NULL && w->wake_gen == gen) {
         slot_t *slot = w->head;
@@ -194,6 +198,16 @@ void tk_host_worker_wake(tk_host_worker_t *w)
         return;
     pthread_mutex_lock(&w->lock);
     w->wake_gen++;
+    pthread_cond_broadcast(&w->ready);
+    pthread_mutex_unlock(&w->lock);
+}
+
+void tk_host_worker_close(tk_host_worker_t *w)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->closed = true;
     pthread_cond_broadcast(&w->ready);
     pthread_mutex_unlock(&w->lock);
 }

@@ -4,7 +4,7 @@
  * functions (and tk_step_set_error_code), hands them back; the C runtime reports results.
  * The orchestrator's side is driven through SQL (tasker.process_step_results). Also:
  * tk_host_worker_port reports the health port chosen for worker.port=0, and
- * tk_host_worker_wake ends waits in progress at once.
+ * tk_host_worker_wake ends waits in progress at once; tk_host_worker_close ends every wait.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -143,7 +143,8 @@ static void *wait_for_step(void *arg)
 }
 
 /* worker.port=0: the port the system chose, and /health answers there. wake: three threads
- * waiting 20 s each return TK_ETIMEDOUT at once; later waits are not affected. */
+ * waiting 20 s each return TK_ETIMEDOUT at once; later waits are not affected. close: waits
+ * in progress and later ones return TK_ESHUTDOWN at once. */
 static void test_port_and_wake(void **state)
 {
     (void)state;
@@ -197,6 +198,24 @@ static void test_port_and_wake(void **state)
     assert_int_equal(tk_host_worker_next(w, 200, &step), TK_ETIMEDOUT);
     assert_true(tk_clock_ms() - start >= 190);
     tk_host_worker_wake(NULL); /* accepted */
+
+    /* close: the waits in progress end with TK_ESHUTDOWN, and so does every later one, at once */
+    for (int i = 0; i < 2; i++) {
+        wt[i] = (waiter_t){.w = w, .rc = 1};
+        assert_int_equal(pthread_create(&th[i], NULL, wait_for_step, &wt[i]), 0);
+    }
+    tk_sleep_ms(300);
+    tk_host_worker_close(w);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(wt[i].rc, TK_ESHUTDOWN);
+        assert_true(wt[i].waited_ms < 10000);
+    }
+    start = tk_clock_ms();
+    assert_int_equal(tk_host_worker_next(w, 20000, &step), TK_ESHUTDOWN);
+    assert_true(tk_clock_ms() - start < 10000);
+    tk_host_worker_close(w); /* idempotent */
+    tk_host_worker_close(NULL);
     tk_host_worker_stop(w);
     free(url);
 }

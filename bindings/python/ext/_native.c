@@ -14,12 +14,11 @@
  * Threads: any number of Python threads may call next() at once. next() releases the GIL
  * while it waits. In the main thread it waits in slices of POLL_SLICE_MS, checking for
  * signals in between, so that Ctrl-C is noticed (signal handlers run only there); other
- * threads wait for their whole timeout in one call. stop() ends the waits in progress with
- * tk_host_worker_wake, repeated every STOP_WAKE_MS until no thread is inside
- * tk_host_worker_next (which must not run when the host worker is freed; repeating also
- * catches a thread that was just entering it), then stops the host worker with the GIL
- * released so that handlers still running in Python threads can finish and hand their steps
- * back.
+ * threads wait for their whole timeout in one call. stop() closes the host worker
+ * (tk_host_worker_close: the waits in progress and any about to begin return at once), waits
+ * until no thread is inside tk_host_worker_next (which must not run when the host worker is
+ * freed), then stops it with the GIL released so that handlers still running in Python
+ * threads can finish and hand their steps back.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -32,7 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "common/clock.h"
 #include "common/config.h"
@@ -43,9 +41,6 @@
 
 /* Longest one wait inside next() in the main thread: bounds how late a signal is noticed. */
 #define POLL_SLICE_MS 100
-
-/* How often stop() repeats tk_host_worker_wake while threads are still inside next(). */
-#define STOP_WAKE_MS 10
 
 static unsigned long main_thread_ident; /* threading.main_thread().ident, read at import */
 
@@ -200,19 +195,10 @@ static void worker_stop_nogil(WorkerObject *self)
         pthread_mutex_unlock(&self->lock);
         return;
     }
-    self->state = W_STOPPING; /* next() refuses new waits from now on */
-    while (self->polling > 0) {
-        /* a woken wait sees the state; waking again catches a thread entering one */
-        tk_host_worker_wake(self->w);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += STOP_WAKE_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&self->idle, &self->lock, &ts);
-    }
+    self->state = W_STOPPING;      /* next() refuses new waits from now on */
+    tk_host_worker_close(self->w); /* and the waits in progress, or about to begin, end */
+    while (self->polling > 0)
+        pthread_cond_wait(&self->idle, &self->lock);
     pthread_mutex_unlock(&self->lock);
     /* Steps with Python threads are waited for: done() stays usable until this returns. */
     tk_host_worker_stop(self->w);

@@ -23,12 +23,11 @@
  * converted from and to jansson values here: no JSON text is written or parsed per step.
  *
  * Stopping safely: tk_host_worker_stop() frees the worker, so no thread may be inside
- * tk_host_worker_next() then. Worker#close makes new waits return false at once and wakes the
- * waits in progress, and #stop wakes them (again, until none is left: this also catches a
- * thread that was just entering one) and waits (without the GVL) until no thread is inside
- * one before stopping the runtime. #done after #stop only invalidates the step. State changes
- * are recorded inside the functions run without the GVL: an interrupt checked when the GVL is
- * taken back may unwind the caller.
+ * tk_host_worker_next() then. Worker#close and #stop close the host worker
+ * (tk_host_worker_close: waits in progress and any later one return at once), and #stop then
+ * waits (without the GVL) until no thread is inside one before stopping the runtime. #done
+ * after #stop only invalidates the step. State changes are recorded inside the functions run
+ * without the GVL: an interrupt checked when the GVL is taken back may unwind the caller.
  */
 #include <math.h>
 #include <pthread.h>
@@ -47,12 +46,9 @@
 #include "tasker/log.h"
 #include "tasker/worker.h"
 
-/* Longest single wait inside Worker#next: how late Ctrl-C, Thread#kill or #close can be when
- * it lands just as the wait begins (otherwise tk_host_worker_wake ends the wait at once). */
+/* Longest single wait inside Worker#next: how late Ctrl-C or Thread#kill can be when it
+ * lands just as the wait begins (otherwise tk_host_worker_wake ends the wait at once). */
 #define NEXT_SLICE_MS 1000
-
-/* How often #stop repeats tk_host_worker_wake while threads are still inside a wait. */
-#define STOP_WAKE_MS 10
 
 static VALUE mTaskerCore, mNative, cWorker, cStep, eNativeError;
 
@@ -337,15 +333,14 @@ static VALUE worker_run_next(VALUE self, VALUE timeout)
     return Qnil;
 }
 
-/* close: no new steps; threads in #next return false at once (within NEXT_SLICE_MS for one
- * that was just starting to wait). */
+/* close: no new steps; threads in #next return false at once. */
 static VALUE worker_close(VALUE self)
 {
     rb_worker_t *rw = get_worker(self);
     pthread_mutex_lock(&rw->lock);
     atomic_store(&rw->closing, true);
-    if (rw->in_next > 0)
-        tk_host_worker_wake(rw->w); /* rw->w is alive while a thread is inside a wait */
+    if (rw->w != NULL && !rw->stopping) /* (#stop frees rw->w only after setting stopping) */
+        tk_host_worker_close(rw->w);
     pthread_mutex_unlock(&rw->lock);
     return Qnil;
 }
@@ -355,18 +350,9 @@ static void *stop_nogvl(void *arg)
     rb_worker_t *rw = arg;
     pthread_mutex_lock(&rw->lock);
     atomic_store(&rw->closing, true);
-    while (rw->in_next > 0) {
-        /* woken waits see `closing`; waking again catches a thread that was entering one */
-        tk_host_worker_wake(rw->w);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += STOP_WAKE_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&rw->idle, &rw->lock, &ts);
-    }
+    tk_host_worker_close(rw->w); /* every wait, and any about to begin, returns at once */
+    while (rw->in_next > 0)
+        pthread_cond_wait(&rw->idle, &rw->lock);
     tk_host_worker_t *w = rw->w;
     pthread_mutex_unlock(&rw->lock);
     tk_host_worker_stop(w);
