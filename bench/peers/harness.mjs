@@ -6,7 +6,9 @@
 //   2. graphile-worker (this process, its defaults): 4-job chain, single-job pickup, no-op
 //      throughput; then the same no-op throughput with concurrency 10 (informational);
 //   3. tasker (`tasker server` + one `tasker worker`, defaults): linear-4 workflow,
-//      single-step pickup, no-op throughput;
+//      single-step pickup, no-op throughput with its tasks submitted in batches of the same
+//      size as graphile-worker's addJobs (POST /v1/tasks/batch), and for information one
+//      task per POST /v1/tasks;
 //   4. prints one table side by side with the issue's targets and writes the raw figures to
 //      bench/peers/results/latest.json.
 //
@@ -33,8 +35,12 @@ const USAGE = `Usage: node harness.mjs [options]   (normally: make bench-peers)
   --warmup N              warm-up samples, not counted (default 10)
   --jobs N                no-op jobs/tasks in each throughput run (default 2000)
   --warmup-jobs N         no-op jobs/tasks run before each throughput run (default 200)
-  --add-batch N           graphile-worker addJobs batch size (default 200)
-  --submit-concurrency K  concurrent HTTP connections submitting tasker tasks (default 8)
+  --add-batch N           graphile-worker addJobs batch size, and tasks per POST
+                          /v1/tasks/batch for tasker (default 200)
+  --batch-concurrency K   concurrent connections submitting tasker's batches (default 1:
+                          one batch at a time, as the harness calls addJobs)
+  --submit-concurrency K  concurrent HTTP connections submitting tasker tasks one per
+                          POST /v1/tasks, the informational run (default 8)
   --extra-concurrency C   also measure graphile-worker no-op throughput with concurrency C,
                           for information (default 10; 0 skips it)
   --gap-ms MS             pause between latency samples (default 10)
@@ -55,6 +61,7 @@ function parseArgs(argv) {
         jobs: 2000,
         warmupJobs: 200,
         addBatch: 200,
+        batchConcurrency: 1,
         submitConcurrency: 8,
         extraConcurrency: 10,
         gapMs: 10,
@@ -76,6 +83,7 @@ function parseArgs(argv) {
             case '--jobs': o.jobs = num(++i); break;
             case '--warmup-jobs': o.warmupJobs = num(++i); break;
             case '--add-batch': o.addBatch = num(++i); break;
+            case '--batch-concurrency': o.batchConcurrency = num(++i); break;
             case '--submit-concurrency': o.submitConcurrency = num(++i); break;
             case '--extra-concurrency': o.extraConcurrency = num(++i); break;
             case '--gap-ms': o.gapMs = num(++i); break;
@@ -89,7 +97,9 @@ function parseArgs(argv) {
         }
     }
     if (o.samples < 50) throw new Error('--samples: at least 50');
-    if (o.jobs < 1 || o.addBatch < 1 || o.submitConcurrency < 1) throw new Error('--jobs, --add-batch, --submit-concurrency: at least 1');
+    if (o.jobs < 1 || o.addBatch < 1 || o.batchConcurrency < 1 || o.submitConcurrency < 1) {
+        throw new Error('--jobs, --add-batch, --batch-concurrency, --submit-concurrency: at least 1');
+    }
     return o;
 }
 
@@ -183,14 +193,20 @@ function table(g, t, opts) {
         ['pickup p95: submit -> handler runs (ms)', g.pickup.p95_ms, t.pickup.p95_ms, 2],
         ['pickup mean: submit -> handler runs (ms)', g.pickup.mean_ms, t.pickup.mean_ms, 2],
         ['pickup p50: submit -> claim starts (ms)', g.pickup_claim.p50_ms, t.pickup_claim.p50_ms, 2],
-        ['no-op throughput, defaults (/s)', g.throughput.jobs_per_s, t.throughput.tasks_per_s, 0],
+        [`no-op throughput, defaults, batches of ${g.throughput.add_batch} (/s)`,
+            g.throughput.jobs_per_s, t.throughput.tasks_per_s, 0],
     ];
     if (g.throughput_extra) {
         rows.push([`  (info) gw concurrency ${g.throughput_extra.concurrency} no-op (/s)`,
             g.throughput_extra.jobs_per_s, t.throughput.tasks_per_s, 0]);
     }
-    rows.push([`  (info) submit rate (gw addJobs x${g.throughput.add_batch}) (/s)`,
+    const pp = t.throughput_per_post;
+    rows.push([`  (info) tasker one task per POST, ${pp.submit_concurrency} conn. (/s)`,
+        g.throughput.jobs_per_s, pp.tasks_per_s, 0]);
+    rows.push([`  (info) submit rate, batches of ${g.throughput.add_batch} (/s)`,
         g.throughput.jobs / g.throughput.submit_seconds, t.throughput.tasks / t.throughput.submit_seconds, 0]);
+    rows.push(['  (info) submit rate, tasker one task per POST (/s)',
+        null, pp.tasks / pp.submit_seconds, 0]);
     rows.push(['  (info) 1-step round trip p50 (ms)', null, t.noop_round_trip.p50_ms, 2]);
     const w0 = Math.max(...rows.map((r) => r[0].length), 6);
     const line = (a, b, c, d) => `${a.padEnd(w0)}  ${b.padStart(15)}  ${c.padStart(10)}  ${d.padStart(17)}`;
@@ -209,7 +225,7 @@ function targets(g, t) {
         met: t.linear4.p50_ms <= chainLimit,
     };
     const t2 = {
-        target: 'no-op tasks/s >= graphile-worker no-op jobs/s (its defaults)',
+        target: `no-op tasks/s >= graphile-worker no-op jobs/s (its defaults; both submitted ${t.throughput.submit_batch} at a time)`,
         tasker: t.throughput.tasks_per_s,
         limit: g.throughput.jobs_per_s,
         met: t.throughput.tasks_per_s >= g.throughput.jobs_per_s,
@@ -335,8 +351,11 @@ async function main() {
         // Throughput: one system at a time (the other idles), warm-up run first.
         await gw.throughput(opts.warmupJobs, opts.addBatch, 'graphile-worker no-op warm-up');
         const gThr = await gw.throughput(opts.jobs, opts.addBatch, 'graphile-worker no-op throughput');
-        await tk.throughput(opts.warmupJobs, opts.submitConcurrency, 'tasker no-op warm-up');
-        const tThr = await tk.throughput(opts.jobs, opts.submitConcurrency, 'tasker no-op throughput');
+        const b = opts.addBatch;
+        await tk.throughput(opts.warmupJobs, opts.batchConcurrency, `tasker no-op warm-up, batches of ${b}`, b);
+        const tThr = await tk.throughput(opts.jobs, opts.batchConcurrency, `tasker no-op throughput, batches of ${b}`, b);
+        await tk.throughput(opts.warmupJobs, opts.submitConcurrency, 'tasker no-op warm-up, one per POST');
+        const tPost = await tk.throughput(opts.jobs, opts.submitConcurrency, 'tasker no-op throughput, one per POST');
         let gExtra = null;
         if (opts.extraConcurrency > 1) {
             const c = opts.extraConcurrency;
@@ -364,6 +383,8 @@ async function main() {
                 database_pool_size: 8,
                 mode: 'hybrid (LISTEN/NOTIFY, polling every 1000 ms as fallback)',
                 log_level: opts.taskerLogLevel,
+                submit_batch: opts.addBatch,
+                batch_concurrency: opts.batchConcurrency,
                 submit_concurrency: opts.submitConcurrency,
             },
             linear4: summarize(lat.tChain),
@@ -371,6 +392,7 @@ async function main() {
             pickup_claim: summarize(lat.tClaim),
             noop_round_trip: summarize(lat.tRound),
             throughput: tThr,
+            throughput_per_post: tPost,
         };
 
         const loadEnd = loadavg();
@@ -391,6 +413,8 @@ async function main() {
         say('graphile-worker: its defaults: concurrency 1, pollInterval 2000 ms, maxPoolSize 10, LISTEN "jobs:insert";');
         say('  chain = addJob(job 1) until job 4\'s task function runs (each job adds the next with helpers.addJob)');
         say('tasker: one server + one worker, defaults; chain = POST /v1/tasks?wait_ms=30000 until the answer (task complete)');
+        say(`no-op throughput: graphile-worker's jobs added with addJobs, ${opts.addBatch} per call, one call at a time; tasker's tasks`);
+        say(`  with POST /v1/tasks/batch, ${opts.addBatch} per request (one transaction), ${opts.batchConcurrency} request(s) at a time`);
         say('latency samples alternate between the two systems; throughput runs one system at a time');
 
         const result = {
@@ -409,6 +433,7 @@ async function main() {
                 warmup: opts.warmup,
                 jobs: opts.jobs,
                 warmup_jobs: opts.warmupJobs,
+                add_batch: opts.addBatch,
                 gap_ms: opts.gapMs,
                 clock_offset_ms: clock.offset_ms,
                 clock_rtt_ms: clock.rtt_ms,

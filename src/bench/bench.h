@@ -42,6 +42,7 @@ typedef struct tk_bench_opts_s {
     int tp_tasks;               /* throughput: tasks submitted */
     int workers;                /* throughput: workers (each with its own handler pool) */
     int clients;                /* throughput: client threads submitting */
+    int submit_batch;           /* throughput: tasks per POST (>1: POST /v1/tasks/batch) */
     const char *tp_workflow;    /* throughput: "linear" or "noop" */
     const char *templates;      /* templates of the C handler rows (examples/templates) */
     const char *handlers;       /* e2e handler rows to run, "c,ruby,python"; NULL: all */

@@ -5,7 +5,9 @@
  * (each its own handler pool, claim loop and connections) in this process; after a few
  * warm-up tasks, --clients C threads submit --tp-tasks N tasks (linear 4-step by default,
  * or 1-step builtin.noop tasks with --workflow noop) as fast as the API takes them, each
- * thread on its own kept-alive HTTP connection, without waiting. A listener counts the
+ * thread on its own kept-alive HTTP connection, without waiting: one task per POST
+ * /v1/tasks, or with --submit-batch B, B tasks per POST /v1/tasks/batch (one transaction
+ * each, as graphile-worker's addJobs adds its jobs in bench/peers). A listener counts the
  * tasks' terminal notifications (tasker_task_finished). Throughput is N (or N x steps) over
  * the time from the first submission to the last completion. Per-step latency under that
  * load comes from the steps' transition history afterwards: enqueued -> complete, split into
@@ -13,6 +15,7 @@
  * and result) and orchestration (-> complete).
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,6 +28,7 @@
 #include "template/template.h"
 
 #define INITIATOR "tasker-bench-throughput"
+#define ITEM_MAX  768 /* bytes of one TaskRequest of the run */
 
 static const char noop_template[] = "name: noop\n"
                                     "namespace_name: bench_noop\n"
@@ -39,38 +43,66 @@ typedef struct client_s {
     const char *base_url;
     const char *ns, *name, *version;
     int first, count; /* task numbers first .. first + count - 1 */
+    int batch;        /* tasks per request: 1 = POST /v1/tasks, more = POST /v1/tasks/batch */
     int64_t start_us, end_us;
     int failed;
     char error[256];
 } client_t;
 
+/* Append TaskRequest number n of client c to body (at least ITEM_MAX bytes free). */
+static size_t task_request(const client_t *c, int n, char *body)
+{
+    int len = snprintf(body, ITEM_MAX,
+                       "{\"namespace\":\"%s\",\"name\":\"%s\",\"version\":\"%s\","
+                       "\"context\":{\"even_number\":6,\"n\":%d,\"pid\":%d},\"initiator\":"
+                       "\"" INITIATOR "\",\"source_system\":\"tasker-bench\",\"tags\":["
+                       "\"benchmark\",\"throughput\"]}",
+                       c->ns, c->name, c->version, n, (int)getpid());
+    return len < 0 ? 0 : (size_t)len < ITEM_MAX ? (size_t)len : ITEM_MAX - 1;
+}
+
 static void *client_main(void *arg)
 {
     client_t *c = arg;
+    int batch = c->batch > 1 ? c->batch : 1;
     tk_bench_http_t *h = tk_bench_http_new(c->base_url);
-    if (h == NULL) {
+    char *body = malloc((size_t)batch * (ITEM_MAX + 1) + 32);
+    if (h == NULL || body == NULL) {
         c->failed = c->count;
         snprintf(c->error, sizeof(c->error), "out of memory");
+        tk_bench_http_free(h);
+        free(body);
         return NULL;
     }
     c->start_us = tk_clock_us();
-    for (int i = 0; i < c->count; i++) {
-        char body[768];
-        snprintf(body, sizeof(body),
-                 "{\"namespace\":\"%s\",\"name\":\"%s\",\"version\":\"%s\","
-                 "\"context\":{\"even_number\":6,\"n\":%d,\"pid\":%d},\"initiator\":\"" INITIATOR
-                 "\",\"source_system\":\"tasker-bench\",\"tags\":[\"benchmark\",\"throughput\"]}",
-                 c->ns, c->name, c->version, c->first + i, (int)getpid());
+    for (int i = 0; i < c->count;) {
+        int k = c->count - i < batch ? c->count - i : batch;
+        size_t len = 0;
+        if (c->batch > 1) { /* {"tasks": [...]}, even for a last batch of one */
+            len = (size_t)snprintf(body, 32, "{\"tasks\":[");
+            for (int j = 0; j < k; j++) {
+                if (j > 0)
+                    body[len++] = ',';
+                len += task_request(c, c->first + i + j, body + len);
+            }
+            memcpy(body + len, "]}", 3);
+        } else {
+            task_request(c, c->first + i, body);
+        }
         long status = 0;
         tk_error_t err;
-        int rc = tk_bench_http_post(h, "/v1/tasks", body, 30000, &status, &err);
+        int rc = tk_bench_http_post(h, c->batch > 1 ? "/v1/tasks/batch" : "/v1/tasks", body,
+                                    c->batch > 1 ? 120000 : 30000, &status, &err);
         if (rc != TK_OK || status != 201) {
-            if (c->failed++ == 0)
+            if (c->failed == 0)
                 snprintf(c->error, sizeof(c->error), "%s",
                          rc != TK_OK ? err.message : tk_bench_http_body(h));
+            c->failed += k;
         }
+        i += k;
     }
     c->end_us = tk_clock_us();
+    free(body);
     tk_bench_http_free(h);
     return NULL;
 }
@@ -183,6 +215,7 @@ int tk_bench_throughput(tk_bench_t *b)
     int n = tk_bench_count(b, b->opts.tp_tasks, 2000, 200);
     int k = b->opts.workers > 0 ? b->opts.workers : 2;
     int nclients = b->opts.clients > 0 ? b->opts.clients : 4;
+    int batch = b->opts.submit_batch > 0 ? b->opts.submit_batch : 1;
     int warm = b->opts.quick ? 5 : 20;
     const char *workflow = b->opts.tp_workflow ? b->opts.tp_workflow : "linear";
     bool noop = strcmp(workflow, "noop") == 0;
@@ -208,8 +241,8 @@ int tk_bench_throughput(tk_bench_t *b)
         return rc;
     }
     if (!b->tty)
-        tk_bench_note(b, "throughput: %d %s tasks, %d workers, %d client threads", n, workflow, k,
-                      nclients);
+        tk_bench_note(b, "throughput: %d %s tasks, %d workers, %d client threads, %d per POST", n,
+                      workflow, k, nclients, batch);
 
     tk_bench_stack_t *stack = NULL;
     tk_mq_listener_t *l = NULL;
@@ -263,6 +296,7 @@ int tk_bench_throughput(tk_bench_t *b)
             c->ns = ns;
             c->name = name;
             c->version = version;
+            c->batch = batch;
             c->first = next;
             c->count = per + (i < extra_tasks);
             next += c->count;
@@ -316,9 +350,12 @@ int tk_bench_throughput(tk_bench_t *b)
     double tps = submitted / elapsed, sps = (double)submitted * steps / elapsed;
     char mult[16];
     tk_bench_multiple(mult, sizeof(mult), lat.p50 * 1000, b->floor.commit_us);
+    char how[64] = "one task per POST /v1/tasks";
+    if (batch > 1)
+        snprintf(how, sizeof(how), "%d tasks per POST /v1/tasks/batch", batch);
     printf("\nThroughput: %d %s tasks (%d steps each), %d C workers in this process, %d client "
-           "threads with keep-alive\n",
-           submitted, workflow, steps, k, nclients);
+           "threads with keep-alive, %s\n",
+           submitted, workflow, steps, k, nclients, how);
     printf("  submitted in %.2f s (%.0f tasks/s accepted by the API); all finished after %.2f s\n",
            submit_s, submitted / submit_s, elapsed);
     printf("  %10s %10s %10s %10s %10s %10s %10s %10s %10s\n", "tasks/s", "steps/s", "step p50",
@@ -330,8 +367,9 @@ int tk_bench_throughput(tk_bench_t *b)
            mult, b->floor.commit_us > 0 ? sps * b->floor.commit_us / 1e6 : 0.0);
     fflush(stdout);
     json_object_set_new(b->doc, "throughput",
-                        json_pack("{s:i, s:i, s:f, s:f, s:f}", "tasks", submitted, "workers", k,
-                                  "tasks_per_s", tps, "steps_per_s", sps, "step_p50_ms", lat.p50));
+                        json_pack("{s:i, s:i, s:i, s:f, s:f, s:f}", "tasks", submitted, "workers",
+                                  k, "submit_batch", batch, "tasks_per_s", tps, "steps_per_s", sps,
+                                  "step_p50_ms", lat.p50));
     json_t *settings = json_object_get(b->doc, "settings");
     if (json_is_object(settings))
         json_object_set_new(settings, "throughput",

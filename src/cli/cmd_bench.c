@@ -57,7 +57,8 @@ static const struct {
     {"throughput", "tasks/s and steps/s under load, per-step latency",
      "Submits --tp-tasks N tasks (default 2000 linear, --quick 200; --workflow noop for\n"
      "1-step no-op tasks) from --clients C threads (default 4, keep-alive) as fast as the\n"
-     "API takes them, run by --workers K C workers (default 2, each with its own handler\n"
+     "API takes them, one per POST /v1/tasks (or --submit-batch B per POST\n"
+     "/v1/tasks/batch), run by --workers K C workers (default 2, each with its own handler\n"
      "pool). tasks/s and steps/s from the first submission to the last completion, and\n"
      "the per-step p50 latency under that load (enqueued -> complete, from the steps'\n"
      "transition history).\n"},
@@ -103,6 +104,8 @@ static void usage(FILE *out, int suite)
         "      --tp-tasks N       throughput: tasks to submit\n"
         "      --workers K        throughput: workers (default 2)\n"
         "      --clients C        throughput: client threads (default 4)\n"
+        "      --submit-batch B   throughput: tasks per request (default 1: POST /v1/tasks;\n"
+        "                         more: POST /v1/tasks/batch, at most server.max_batch_tasks)\n"
         "      --workflow NAME    throughput: linear (default) or noop\n"
         "      --templates DIR    templates of the C handler rows (default examples/templates)\n"
         "      --handlers LIST    e2e handler rows to run, e.g. c,ruby (default: all present)\n"
@@ -247,6 +250,7 @@ int tk_cmd_bench(int argc, char **argv)
         {"tp-tasks", required_argument, NULL, 'N'},
         {"workers", required_argument, NULL, 'k'},
         {"clients", required_argument, NULL, 'C'},
+        {"submit-batch", required_argument, NULL, 'B'},
         {"workflow", required_argument, NULL, 'w'},
         {"templates", required_argument, NULL, 't'},
         {"handlers", required_argument, NULL, 'H'},
@@ -297,6 +301,9 @@ int tk_cmd_bench(int argc, char **argv)
             break;
         case 'C':
             ok = parse_count("--clients", optarg, 1, 64, &o.clients);
+            break;
+        case 'B':
+            ok = parse_count("--submit-batch", optarg, 1, 100000, &o.submit_batch);
             break;
         case 'w':
             o.tp_workflow = optarg;

@@ -5,8 +5,9 @@
  *
  * Each subcommand checks its arguments (UUIDs, numbers, JSON) before any request, makes one
  * or a few requests with http_client.c and prints a compact summary, or with --json the
- * server's JSON pretty-printed. Exit status: 0 done, 1 the server refused or could not be
- * reached (or a waited-for task did not complete), 2 usage error.
+ * server's JSON pretty-printed. `create --count N` sends N copies of the request in one
+ * POST /v1/tasks/batch (all or none). Exit status: 0 done, 1 the server refused or could not
+ * be reached (or a waited-for task did not complete), 2 usage error.
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -26,7 +27,8 @@
 #define REQUEST_TIMEOUT_MS 30000L /* a request without wait_ms */
 #define WAIT_CHUNK_MS      60000  /* wait_ms of one request: the server's default bound */
 #define MAX_TAGS           64
-#define PROCEED            (-1) /* parse_args: arguments are fine, run the subcommand */
+#define MAX_COPIES         100000 /* create --count: the largest server.max_batch_tasks */
+#define PROCEED            (-1)   /* parse_args: arguments are fine, run the subcommand */
 
 /* Default reasons recorded with a new task and with the step actions. */
 #define REASON_CREATE   "submitted with tasker task create"
@@ -59,6 +61,7 @@ enum {
     OPT_BY,
     OPT_RESULT,
     OPT_METADATA,
+    OPT_COPIES,
     OPT_COUNT
 };
 
@@ -90,6 +93,7 @@ static const struct option all_options[OPT_COUNT] = {
     [OPT_BY] = {"by", required_argument, NULL, OPT_VAL(OPT_BY)},
     [OPT_RESULT] = {"result", required_argument, NULL, OPT_VAL(OPT_RESULT)},
     [OPT_METADATA] = {"metadata", required_argument, NULL, OPT_VAL(OPT_METADATA)},
+    [OPT_COPIES] = {"count", required_argument, NULL, OPT_VAL(OPT_COPIES)},
 };
 
 /* Everything a subcommand was given. Strings point into argv. */
@@ -105,6 +109,7 @@ typedef struct task_args_s {
     int priority;
     int timeout_ms; /* 0: not given */
     int page, per_page;
+    int copies;         /* create --count N; 0: not given */
     const char *pos[2]; /* positional arguments: TASK_UUID [STEP_UUID] */
     char *base;         /* server URL in use (owned) */
     json_t *context_doc, *result_doc, *metadata_doc; /* the JSON options, parsed (owned) */
@@ -137,6 +142,7 @@ static void usage(FILE *out)
             "\n"
             "Subcommands:\n"
             "  create --namespace NS --name NAME   create a task from a registered template\n"
+            "                                      (--count N: N copies in one batch)\n"
             "  get TASK_UUID                       show a task and its steps\n"
             "  list                                list tasks, newest first\n"
             "  cancel TASK_UUID                    cancel a task that has not finished\n"
@@ -381,6 +387,97 @@ static int finish_task(const task_args_t *a, const json_t *task, const char *raw
 
 /* --- subcommands --------------------------------------------------------------------- */
 
+/* create --count N: N copies of `req` in one POST /v1/tasks/batch, each with its own
+ * idempotency key KEY/i (i from 0; KEY: --idempotency-key, else a new UUID), so that copies
+ * of one context are distinct tasks; the server creates all or none. Prints each task (with
+ * --wait, once every task finished or the time is up). */
+static int create_copies(task_args_t *a, const json_t *req)
+{
+    char fresh[TK_UUID_STR_LEN];
+    const char *key = a->idempotency_key;
+    if (key == NULL) {
+        tk_uuid_t u;
+        if (tk_uuid_v7(&u) != TK_OK)
+            return tk_cli_fail("could not make an idempotency key");
+        tk_uuid_format(&u, fresh);
+        key = fresh;
+    }
+    json_t *tasks = json_array();
+    for (int i = 0; tasks != NULL && i < a->copies; i++) {
+        char k[320];
+        snprintf(k, sizeof(k), "%.300s/%d", key, i);
+        json_t *copy = json_copy((json_t *)req); /* shallow: shares context and tags */
+        if (copy == NULL || json_object_set_new(copy, "idempotency_key", json_string(k)) != 0 ||
+            json_array_append_new(tasks, copy) != 0) {
+            json_decref(tasks);
+            tasks = NULL;
+        }
+    }
+    json_t *body = tasks != NULL ? json_pack("{s:o}", "tasks", tasks) : NULL;
+    if (body == NULL)
+        return tk_cli_fail("could not build the request: out of memory");
+    json_t *doc;
+    char *raw;
+    int rc = (a->json && !a->wait ? call : call_doc)(a, "POST", "/v1/tasks/batch", body,
+                                                     REQUEST_TIMEOUT_MS, &doc, &raw);
+    json_decref(body);
+    if (rc != TK_CLI_EXIT_OK)
+        return rc;
+    json_t *created = json_object_get(doc, "tasks");
+    size_t n = json_array_size(created), i;
+    json_t *item;
+    if (a->wait) { /* each answer is replaced by its task at the end */
+        int timeout = a->timeout_ms > 0 ? a->timeout_ms : DEFAULT_TIMEOUT_MS;
+        int64_t deadline = tk_clock_ms() + timeout;
+        for (i = 0; i < n && rc == TK_CLI_EXIT_OK; i++) {
+            json_t *task = json_incref(json_array_get(created, i));
+            char *text = NULL, *uuid = NULL;
+            const char *u = json_string_value(json_object_get(task, "task_uuid"));
+            if (u == NULL || (uuid = strdup(u)) == NULL)
+                rc = tk_cli_fail("the server's answer names no task_uuid for task %zu", i);
+            else
+                rc = wait_task(a, uuid, deadline, &task, &text);
+            if (rc == TK_CLI_EXIT_OK)
+                json_array_set(created, i, task);
+            json_decref(task);
+            free(text);
+            free(uuid);
+        }
+        a->timeout_ms = timeout;
+    }
+    if (rc == TK_CLI_EXIT_OK && a->json) {
+        print_json(doc, raw);
+    } else if (rc == TK_CLI_EXIT_OK) {
+        printf("created %zu task%s (%s/%s %s) in one batch:\n", n, n == 1 ? "" : "s",
+               a->namespace_name, a->name, a->version ? a->version : "1.0.0");
+        json_array_foreach(created, i, item)
+        {
+            const char *uuid = json_string_value(json_object_get(item, "task_uuid"));
+            printf("  %s  %s\n", uuid ? uuid : "?", task_status(item) ? task_status(item) : "?");
+        }
+    }
+    fflush(stdout);
+    if (rc == TK_CLI_EXIT_OK && a->wait) {
+        size_t unfinished = 0, failed = 0;
+        json_array_foreach(created, i, item)
+        {
+            const char *status = task_status(item);
+            if (!tk_task_status_terminal(status))
+                unfinished++;
+            else if (strcmp(status, "complete") != 0)
+                failed++;
+        }
+        if (unfinished > 0)
+            rc = tk_cli_fail("%zu of %zu tasks did not finish within %d ms", unfinished, n,
+                             a->timeout_ms);
+        else if (failed > 0)
+            rc = tk_cli_fail("%zu of %zu tasks did not complete", failed, n);
+    }
+    json_decref(doc);
+    free(raw);
+    return rc;
+}
+
 static int task_create(task_args_t *a)
 {
     json_t *context = a->context_doc != NULL ? json_incref(a->context_doc) : json_object();
@@ -399,6 +496,11 @@ static int task_create(task_args_t *a)
         json_object_set_new(req, "priority", json_integer(a->priority));
     if (a->correlation_id != NULL)
         json_object_set_new(req, "correlation_id", json_string(a->correlation_id));
+    if (a->copies > 0) {
+        int rc = create_copies(a, req);
+        json_decref(req);
+        return rc;
+    }
     if (a->idempotency_key != NULL)
         json_object_set_new(req, "idempotency_key", json_string(a->idempotency_key));
 
@@ -618,11 +720,17 @@ static const sub_t subs[] = {
     {"create", "--namespace NS --name NAME", 0,
      BIT(OPT_NAMESPACE) | BIT(OPT_NAME) | BIT(OPT_VERSION) | BIT(OPT_CONTEXT) | BIT(OPT_PRIORITY) |
          BIT(OPT_INITIATOR) | BIT(OPT_SOURCE_SYSTEM) | BIT(OPT_REASON) | BIT(OPT_TAG) |
-         BIT(OPT_CORRELATION_ID) | BIT(OPT_IDEMPOTENCY_KEY) | BIT(OPT_WAIT) | BIT(OPT_TIMEOUT_MS),
+         BIT(OPT_CORRELATION_ID) | BIT(OPT_IDEMPOTENCY_KEY) | BIT(OPT_COPIES) | BIT(OPT_WAIT) |
+         BIT(OPT_TIMEOUT_MS),
      "Create a task from the registered template NS/NAME/VERSION (POST /v1/tasks) and print\n"
      "its UUID and status; with --wait, wait for it to finish and print it.\n"
      "A second task with the same template and context is refused (\"already exists\")\n"
      "unless --idempotency-key tells them apart.\n"
+     "With --count N, N copies of the request are created in one batch (POST\n"
+     "/v1/tasks/batch): all of them or, if one is refused, none. Each copy gets its own\n"
+     "idempotency key, KEY/0 to KEY/N-1 (KEY: --idempotency-key, else a new UUID), so\n"
+     "copies of one context are distinct tasks and running the same command with the same\n"
+     "--idempotency-key again is refused as a whole.\n"
      "\n"
      "Options:\n"
      "      --namespace NS         namespace of the template (required)\n"
@@ -637,7 +745,10 @@ static const sub_t subs[] = {
      "      --tag TAG              a tag for the task; repeat for more\n"
      "      --correlation-id UUID  correlation id (default: a new one)\n"
      "      --idempotency-key KEY  the task's identity instead of its context\n"
-     "      --wait                 wait until the task finishes; exit 0 only if it completed\n"
+     "      --count N              create N copies in one batch (at most the server's\n"
+     "                             server.max_batch_tasks, default 1000)\n"
+     "      --wait                 wait until the task finishes (with --count: every task);\n"
+     "                             exit 0 only if it (every one) completed\n"
      "      --timeout-ms N         with --wait: give up after N ms (default 60000)\n",
      task_create},
     {"get", "TASK_UUID", 1, BIT(OPT_WAIT) | BIT(OPT_TIMEOUT_MS),
@@ -805,6 +916,12 @@ static int parse_args(const sub_t *s, int argc, char **argv, task_args_t *a)
             break;
         case OPT_VAL(OPT_METADATA):
             a->metadata = optarg;
+            break;
+        case OPT_VAL(OPT_COPIES):
+            if (tk_parse_i64(optarg, 1, MAX_COPIES, &v) != TK_OK)
+                return tk_cli_usage_error(cmd, "--count must be an integer from 1 to %d",
+                                          MAX_COPIES);
+            a->copies = (int)v;
             break;
         default:
             return tk_cli_usage_error(cmd, "invalid option");

@@ -69,7 +69,8 @@ typedef struct tk_config_s {
         int port;   /* 0 = any free port */
         int max_body_bytes;
         int request_timeout_ms;
-        int max_wait_ms; /* upper bound for wait_ms on the task endpoints */
+        int max_wait_ms;     /* upper bound for wait_ms on the task endpoints */
+        int max_batch_tasks; /* most tasks in one POST /v1/tasks/batch */
         bool config_endpoint_enabled;
     } server;
     struct {

@@ -4,9 +4,11 @@
  * Each handler validates its input, makes one SQL call through the pool, and sends the JSON
  * text the database built. wait_ms requests register with the task watch before they read
  * the task (before they create it, under a uuid made here, for POST /v1/tasks), then block on
- * it (no polling loop) until the task is terminal or time is up.
+ * it (no polling loop) until the task is terminal or time is up. POST /v1/tasks/batch creates
+ * many tasks in one transaction (tasker.create_tasks), all or nothing, without wait_ms.
  */
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,13 @@
 
 static const tk_stmt_t create_stmt = {
     "api_create", "SELECT tasker.create_task($1::jsonb, $2::boolean, $3::uuid)", 3, false};
+/* the body {"tasks": [...]} as sent (numbers keep their text); the answer and, for the log
+ * line, the first task's ids */
+static const tk_stmt_t create_batch_stmt = {
+    "api_create_batch",
+    "SELECT jsonb_build_object('tasks', r), r->0->>'task_uuid', r->0->>'correlation_id', "
+    "jsonb_array_length(r) FROM tasker.create_tasks($1::jsonb->'tasks') r",
+    1, false};
 static const tk_stmt_t task_stmt = {
     "api_task",
     "SELECT terminal, response FROM tasker.task_response_if_done($1::uuid, $2::boolean)", 2, true};
@@ -88,29 +97,44 @@ static tk_api_t *api_of(tk_http_request_t *req)
     return tk_http_context(req);
 }
 
-/* Answer a failed database call with the right status and Tasker code. */
-static void respond_db_error(tk_http_request_t *req, int rc, const tk_error_t *err)
+#define CONFLICT_MESSAGE "A task with this identity already exists"
+
+/* The HTTP status and Tasker code of a failed database call's TK_E* code. */
+static int db_error_status(int rc, const char **code)
 {
     switch (rc) {
     case TK_ENOTFOUND:
-        tk_http_respond_error(req, 404, "NOT_FOUND", "%s", err->message);
-        break;
+        *code = "NOT_FOUND";
+        return 404;
     case TK_ECONFLICT:
-        tk_http_respond_error(req, 409, "CONFLICT", "A task with this identity already exists");
-        break;
+        *code = "CONFLICT";
+        return 409;
     case TK_EINVAL:
     case TK_ETRANSITION:
-        tk_http_respond_error(req, 400, "BAD_REQUEST", "%s", err->message);
-        break;
+        *code = "BAD_REQUEST";
+        return 400;
     case TK_ECONN:
     case TK_ETIMEDOUT:
-        tk_http_add_header(req, "Retry-After", "1");
-        tk_http_respond_error(req, 503, "SERVICE_UNAVAILABLE", "database unavailable: %s",
-                              err->message);
-        break;
+        *code = "SERVICE_UNAVAILABLE";
+        return 503;
     default:
-        tk_http_respond_error(req, 500, "DATABASE_ERROR", "%s", err->message);
-        break;
+        *code = "DATABASE_ERROR";
+        return 500;
+    }
+}
+
+/* Answer a failed database call with the right status and Tasker code. */
+static void respond_db_error(tk_http_request_t *req, int rc, const tk_error_t *err)
+{
+    const char *code;
+    int status = db_error_status(rc, &code);
+    if (status == 503) {
+        tk_http_add_header(req, "Retry-After", "1");
+        tk_http_respond_error(req, status, code, "database unavailable: %s", err->message);
+    } else if (status == 409) {
+        tk_http_respond_error(req, status, code, CONFLICT_MESSAGE);
+    } else {
+        tk_http_respond_error(req, status, code, "%s", err->message);
     }
 }
 
@@ -214,9 +238,10 @@ static void send_task(tk_http_request_t *req, const char *task_uuid, int wait_ms
 
 /* --- /v1/tasks ------------------------------------------------------------------------------ */
 
-/* Check a TaskRequest. True when it is valid (the body then goes to SQL as sent, so numbers
- * keep their exact text); otherwise responds 400 and returns false. */
-static bool valid_task_request(tk_http_request_t *req)
+/* Parse the request body; responds 400 JSON_ERROR and returns NULL when it is not JSON.
+ * Integers beyond 64 bits are valid JSON: they are then read as reals (the body itself goes
+ * to SQL as sent, so numbers keep their exact text). */
+static json_t *parse_body(tk_http_request_t *req)
 {
     size_t len;
     const char *body = tk_http_body(req, &len);
@@ -224,11 +249,16 @@ static bool valid_task_request(tk_http_request_t *req)
     json_t *doc = json_loadb(body, len, 0, &jerr);
     if (doc == NULL && json_error_code(&jerr) == json_error_numeric_overflow)
         doc = json_loadb(body, len, JSON_DECODE_INT_AS_REAL, &jerr);
-    if (doc == NULL) {
+    if (doc == NULL)
         tk_http_respond_error(req, 400, "JSON_ERROR", "malformed JSON at line %d column %d: %s",
                               jerr.line, jerr.column, jerr.text);
-        return false;
-    }
+    return doc;
+}
+
+/* Check one TaskRequest. True when it is valid; otherwise writes what is wrong to msg. */
+static bool check_task_request(const json_t *doc, char *msg, size_t cap)
+{
+    msg[0] = '\0';
     const char *problem = NULL;
     static const char *const required[] = {"name", "namespace", "version"};
     for (size_t i = 0; i < 3 && problem == NULL; i++) {
@@ -236,26 +266,25 @@ static bool valid_task_request(tk_http_request_t *req)
         if (v == NULL || v[0] == '\0')
             problem = required[i];
     }
-    char msg[200] = "";
     if (!json_is_object(doc))
-        snprintf(msg, sizeof(msg), "the body must be a JSON object (a TaskRequest)");
+        snprintf(msg, cap, "the body must be a JSON object (a TaskRequest)");
     else if (problem != NULL)
-        snprintf(msg, sizeof(msg), "\"%s\" is required and must be a non-empty string", problem);
+        snprintf(msg, cap, "\"%s\" is required and must be a non-empty string", problem);
     else if (json_object_get(doc, "context") && !json_is_object(json_object_get(doc, "context")))
-        snprintf(msg, sizeof(msg), "\"context\" must be a JSON object");
+        snprintf(msg, cap, "\"context\" must be a JSON object");
     else if (json_object_get(doc, "priority") &&
              (!json_is_integer(json_object_get(doc, "priority")) ||
               json_integer_value(json_object_get(doc, "priority")) < -100 ||
               json_integer_value(json_object_get(doc, "priority")) > 100))
-        snprintf(msg, sizeof(msg), "\"priority\" must be an integer from -100 to 100");
+        snprintf(msg, cap, "\"priority\" must be an integer from -100 to 100");
     if (msg[0] == '\0') {
         const json_t *tags = json_object_get(doc, "tags");
         size_t i;
         const json_t *tag;
         if (tags != NULL && !json_is_array(tags))
-            snprintf(msg, sizeof(msg), "\"tags\" must be an array of strings");
+            snprintf(msg, cap, "\"tags\" must be an array of strings");
         json_array_foreach(tags, i, tag) if (!json_is_string(tag))
-            snprintf(msg, sizeof(msg), "\"tags\" must be an array of strings");
+            snprintf(msg, cap, "\"tags\" must be an array of strings");
     }
     static const char *const uuids[] = {"correlation_id", "parent_correlation_id"};
     for (size_t i = 0; i < 2 && msg[0] == '\0'; i++) {
@@ -263,22 +292,32 @@ static bool valid_task_request(tk_http_request_t *req)
         tk_uuid_t u;
         if (v != NULL && !json_is_null(v) &&
             (!json_is_string(v) || tk_uuid_parse(json_string_value(v), &u) != TK_OK))
-            snprintf(msg, sizeof(msg), "\"%s\" must be a UUID", uuids[i]);
+            snprintf(msg, cap, "\"%s\" must be a UUID", uuids[i]);
     }
     static const char *const texts[] = {"initiator", "source_system", "reason", "idempotency_key"};
     for (size_t i = 0; i < 4 && msg[0] == '\0'; i++) {
         const json_t *v = json_object_get(doc, texts[i]);
         if (v != NULL && !json_is_null(v) &&
             (!json_is_string(v) || json_string_length(v) > (i == 2 ? 500u : 255u)))
-            snprintf(msg, sizeof(msg), "\"%s\" must be a string of at most %d characters", texts[i],
+            snprintf(msg, cap, "\"%s\" must be a string of at most %d characters", texts[i],
                      i == 2 ? 500 : 255);
     }
-    json_decref(doc);
-    if (msg[0] != '\0') {
-        tk_http_respond_error(req, 400, "BAD_REQUEST", "%s", msg);
+    return msg[0] == '\0';
+}
+
+/* Check the body of POST /v1/tasks: a TaskRequest. True when it is valid (the body then goes
+ * to SQL as sent); otherwise responds 400 and returns false. */
+static bool valid_task_request(tk_http_request_t *req)
+{
+    json_t *doc = parse_body(req);
+    if (doc == NULL)
         return false;
-    }
-    return true;
+    char msg[200];
+    bool ok = check_task_request(doc, msg, sizeof(msg));
+    json_decref(doc);
+    if (!ok)
+        tk_http_respond_error(req, 400, "BAD_REQUEST", "%s", msg);
+    return ok;
 }
 
 /* For a request that waits: a new task uuid, with the watch's registration for it made before
@@ -337,6 +376,109 @@ static void create_task(tk_http_request_t *req)
         tk_http_respond_json(req, 201, PQgetvalue(res, 0, 0));
     }
     json_decref(task);
+    PQclear(res);
+}
+
+/* Answer an error about item `index` of a batch: Tasker's envelope with the item's index,
+ * {"error": {"code": ..., "message": "tasks[<index>]: ...", "index": <index>}}. */
+static void respond_item_error(tk_http_request_t *req, int status, const char *code, long index,
+                               const char *message)
+{
+    char text[600];
+    snprintf(text, sizeof(text), "tasks[%ld]: %s", index, message);
+    json_t *doc = json_pack("{s:{s:s, s:s, s:I}}", "error", "code", code, "message", text, "index",
+                            (json_int_t)index);
+    char *body = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+    if (body != NULL)
+        tk_http_respond_json(req, status, body);
+    else
+        tk_http_respond_error(req, status, code, "%s", text); /* out of memory: no index */
+    free(body);
+    json_decref(doc);
+}
+
+/* A failed create_tasks: the item named by the error's "tasks[i]: " prefix gets its status
+ * (404 unknown template, 409 duplicate, ...) with its index; other errors as for one task. */
+static void respond_batch_db_error(tk_http_request_t *req, int rc, const tk_error_t *err)
+{
+    const char *msg = err->message;
+    const char *close = strncmp(msg, "tasks[", 6) == 0 ? strstr(msg, "]: ") : NULL;
+    int64_t index;
+    char digits[24];
+    size_t ndigits = close != NULL ? (size_t)(close - (msg + 6)) : 0;
+    const char *code;
+    int status = db_error_status(rc, &code);
+    if (close == NULL || status == 503 || ndigits == 0 || ndigits >= sizeof(digits)) {
+        respond_db_error(req, rc, err);
+        return;
+    }
+    memcpy(digits, msg + 6, ndigits);
+    digits[ndigits] = '\0';
+    if (tk_parse_i64(digits, 0, INT32_MAX, &index) != TK_OK) {
+        respond_db_error(req, rc, err);
+        return;
+    }
+    respond_item_error(req, status, code, (long)index,
+                       status == 409 ? CONFLICT_MESSAGE : close + 3);
+}
+
+/* POST /v1/tasks/batch: {"tasks": [TaskRequest, ...]}, 1 to max_batch_tasks of them, all
+ * created in one transaction (all or nothing). 201 {"tasks": [short answers, in order]}. No
+ * wait_ms: wait on each task with GET /v1/tasks/{task_uuid}?wait_ms=N. */
+static void create_tasks(tk_http_request_t *req)
+{
+    tk_api_t *api = api_of(req);
+    if (tk_http_query(req, "wait_ms") != NULL) {
+        tk_http_respond_error(req, 400, "BAD_REQUEST",
+                              "wait_ms is not supported by POST /v1/tasks/batch: wait for each "
+                              "task with GET /v1/tasks/{task_uuid}?wait_ms=N");
+        return;
+    }
+    json_t *doc = parse_body(req);
+    if (doc == NULL)
+        return;
+    const json_t *tasks = json_object_get(doc, "tasks");
+    size_t n = json_array_size(tasks);
+    int max = api->max_batch_tasks > 0 ? api->max_batch_tasks : 1000;
+    bool ok = false;
+    if (!json_is_object(doc) || !json_is_array(tasks)) {
+        tk_http_respond_error(req, 400, "BAD_REQUEST",
+                              "the body must be a JSON object {\"tasks\": [TaskRequest, ...]}");
+    } else if (n == 0) {
+        tk_http_respond_error(req, 400, "BAD_REQUEST",
+                              "\"tasks\" must hold at least one TaskRequest");
+    } else if (n > (size_t)max) {
+        tk_http_respond_error(req, 400, "BAD_REQUEST",
+                              "\"tasks\" holds %zu TaskRequests; at most %d are accepted in one "
+                              "batch (server.max_batch_tasks)",
+                              n, max);
+    } else {
+        ok = true;
+        char msg[200];
+        for (size_t i = 0; i < n && ok; i++) {
+            if (!check_task_request(json_array_get(tasks, i), msg, sizeof(msg))) {
+                respond_item_error(req, 400, "BAD_REQUEST", (long)i, msg);
+                ok = false;
+            }
+        }
+    }
+    json_decref(doc);
+    if (!ok)
+        return;
+    const char *params[] = {tk_http_body(req, NULL)};
+    PGresult *res;
+    tk_error_t err;
+    int rc = tk_pool_query(api->pool, &create_batch_stmt, params, &res, &err);
+    if (rc != TK_OK) {
+        respond_batch_db_error(req, rc, &err);
+        return;
+    }
+    const char *first = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
+    tk_log_ids_t ids = {PQgetisnull(res, 0, 2) ? NULL : PQgetvalue(res, 0, 2), first, NULL};
+    const char *count = PQgetvalue(res, 0, 3);
+    TK_LOG_IDS(TK_LOG_INFO, "api", &ids, "batch of %s task%s created (first %s)", count,
+               strcmp(count, "1") == 0 ? "" : "s", first ? first : "none");
+    tk_http_respond_json(req, 201, PQgetvalue(res, 0, 0));
     PQclear(res);
 }
 
@@ -593,6 +735,7 @@ static void metrics(tk_http_request_t *req)
 
 static const tk_http_route_t routes[] = {
     {"POST", "/v1/tasks", create_task},
+    {"POST", "/v1/tasks/batch", create_tasks},
     {"GET", "/v1/tasks", list_tasks},
     {"GET", "/v1/tasks/{task_uuid}", get_task},
     {"DELETE", "/v1/tasks/{task_uuid}", cancel_task},

@@ -40,6 +40,7 @@ int tk_server_start(const tk_config_t *cfg, tk_server_t **out, tk_error_t *err)
     if (rc == TK_OK)
         rc = tk_task_watch_start(cfg->database.url, &s->api.watch, err);
     s->api.max_wait_ms = cfg->server.max_wait_ms;
+    s->api.max_batch_tasks = cfg->server.max_batch_tasks;
     if (rc == TK_OK) {
         size_t nroutes;
         const tk_http_route_t *routes = tk_api_routes(&nroutes);

@@ -1,8 +1,9 @@
 #!/bin/sh
 # test_bench_cli.sh - a quick smoke test of `tasker bench` (the full suites take minutes and
 # want a quiet, durable machine: they are run by `make bench`, not here): help and usage
-# errors, the floor and a small sql run against the test server with the JSON they write,
-# and `bench compare` verdicts and exit codes.
+# errors, the floor, a small sql run, a few e2e rounds and a small throughput run with
+# batched submission against the test server with the JSON they write, and `bench compare`
+# verdicts and exit codes.
 set -u
 T="${TASKER_BIN:?run through ctest}"
 server_url=$(cat "$TK_TEST_PG_DIR/server_url")
@@ -17,7 +18,7 @@ err="$dir/err"
 . "$(dirname "$0")/lib.sh"
 
 cleanup() {
-    for d in cli_bench tasker_bench tasker_bench_sql_200; do
+    for d in cli_bench tasker_bench tasker_bench_sql_200 tasker_bench_tp; do
         psql "$server_url" -X -q -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1
     done
     rm -rf "$dir"
@@ -35,6 +36,10 @@ expect "bench unknown suite" 2 'unknown suite "speed"' -- "$T" bench speed
 expect "bench bad option" 2 "Try 'tasker bench --help'" -- "$T" bench floor --frobnicate
 expect "bench bad --tasks" 2 "--tasks needs a number" -- "$T" bench sql --tasks many
 expect "bench bad --workflow" 2 "--workflow is linear or noop" -- "$T" bench throughput --workflow x
+expect "bench bad --submit-batch" 2 "--submit-batch needs a number from 1 to 100000" -- \
+    "$T" bench throughput --submit-batch 0
+expect "bench throughput --help names --submit-batch" 0 "--submit-batch B" -- \
+    "$T" bench throughput --help
 expect "bench compare needs two files" 2 "compare needs two files" -- "$T" bench compare a.json
 expect "bench compare unreadable file" 1 "could not read" -- \
     "$T" bench compare "$dir/none.json" "$dir/none.json"
@@ -81,6 +86,13 @@ if [ -e "$(dirname "$T")/bindings/ruby/lib/tasker_native.so" ] && command -v rub
 else
     echo "ok - # skip bench e2e --handlers c,ruby: the Ruby binding is not built"
 fi
+
+# throughput with batched submission: 2 clients x 30 tasks, batches of 25 and 5
+expect "bench throughput --submit-batch 25" 0 "25 tasks per POST /v1/tasks/batch" -- \
+    "$T" bench throughput --quick --workflow noop --tp-tasks 60 --clients 2 --submit-batch 25 \
+    --database-url "$db" --json "$dir/tp.json"
+check "throughput ran every task" "$out" "Throughput: 60 noop tasks"
+check "throughput JSON has submit_batch" "$dir/tp.json" '"submit_batch": 25'
 
 cat >"$dir/base.json" <<'EOF'
 {"floor": {"select1_p50_us": 20, "commit_p50_us": 300, "notify_raw_p50_us": 80},

@@ -1,6 +1,7 @@
 #!/bin/sh
 # test_task_cli.sh - `tasker task` as a user meets it, against a real server and worker on a
-# fresh database: create (with and without --wait), get, list with filters and pages, steps,
+# fresh database: create (with and without --wait, --count N in one batch), get, list with
+# filters and pages, steps,
 # step, cancel, reset-step / resolve-step / complete-step on a failed task, --json output,
 # and the errors (duplicate task, unknown template, unreachable server, bad UUIDs, malformed
 # JSON, usage) with their exit codes.
@@ -75,6 +76,8 @@ for sub in create get list cancel steps step reset-step resolve-step complete-st
 done
 expect "create --help names --idempotency-key" 0 "--idempotency-key KEY" -- \
     "$T" task create --help
+check "create --help names --count" "$out" "--count N"
+expect "task --help names --count" 0 "(--count N: N copies in one batch)" -- "$T" task --help
 expect "list --help names --per-page" 0 "--per-page N" -- "$T" task list --help
 expect "reset-step --help names --by" 0 "--by NAME" -- "$T" task reset-step --help
 expect "complete-step --help names --result" 0 "--result JSON" -- "$T" task complete-step -h
@@ -107,6 +110,8 @@ expect "create bad --correlation-id" 2 "--correlation-id \"abc\" is not a UUID" 
     "$T" task create --namespace x --name y --correlation-id abc
 expect "create --timeout-ms without --wait" 2 "--timeout-ms needs --wait" -- \
     "$T" task create --namespace x --name y --timeout-ms 10
+expect "create bad --count" 2 "--count must be an integer from 1 to 100000" -- \
+    "$T" task create --namespace x --name y --count 0
 expect "get bad --timeout-ms" 2 "--timeout-ms must be an integer" -- \
     "$T" task get "$nil" --wait --timeout-ms soon
 expect "list bad --status" 2 'unknown task status "done"' -- "$T" task list --status done
@@ -261,6 +266,33 @@ check "the last page has the oldest task" "$out" "$linear"
 expect "list --json" 0 "" -- "$T" task list --json --per-page 5
 check_json "list --json" \
     "len(d['tasks']) == 5 and d['pagination']['total_count'] == 6 and d['pagination']['has_next']"
+
+# create --count N: N copies in one batch (POST /v1/tasks/batch), each its own task; all or
+# none.
+expect "create --count 3 --wait" 0 "created 3 tasks (linear_workflow/mathematical_sequence 1.0.0) in one batch:" -- \
+    "$T" task create --namespace linear_workflow --name mathematical_sequence \
+    --context '{"even_number": 4}' --count 3 --wait
+if [ "$(grep -c '  complete$' "$out")" -eq 3 ]; then
+    echo "ok - create --count 3 --wait: three tasks complete"
+else
+    echo "not ok - create --count 3 --wait: three tasks complete"; cat "$out"
+    failures=$((failures + 1))
+fi
+expect "create --count 2 --json" 0 "" -- \
+    "$T" task create --namespace linear_workflow --name mathematical_sequence \
+    --context '{"even_number": 4}' --count 2 --idempotency-key cli-batch --json
+check_json "create --count --json: the batch answer" \
+    "len(d['tasks']) == 2 and d['tasks'][0]['task_uuid'] != d['tasks'][1]['task_uuid'] and d['tasks'][1]['namespace'] == 'linear_workflow'"
+expect "create --count again with the same key" 1 "tasks[0]: A task with this identity already exists" -- \
+    "$T" task create --namespace linear_workflow --name mathematical_sequence \
+    --context '{"even_number": 4}' --count 3 --idempotency-key cli-batch
+check "create --count duplicate names HTTP 409" "$err" "(HTTP 409)"
+expect "create --count of an unknown template" 1 "tasks[0]: template nowhere/nothing/1.0.0 is not registered" -- \
+    "$T" task create --namespace nowhere --name nothing --count 2
+check "create --count unknown template names HTTP 404" "$err" "(HTTP 404)"
+expect "create --count above server.max_batch_tasks" 1 "at most 1000 are accepted" -- \
+    "$T" task create --namespace linear_workflow --name mathematical_sequence --count 1001
+expect "list after the batches" 0 "page 1 of 1 (11 tasks)" -- "$T" task list --per-page 100
 
 # A task that fails: create --wait exits 1 naming the failed step; reset-step runs it again;
 # resolve-step lets it complete.

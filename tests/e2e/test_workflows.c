@@ -4,7 +4,9 @@
  *
  * Every conformance shape completes with the right results; retries succeed; exhaustion
  * ends in error with a DLQ entry; manual step actions resume a task; cancel; 409 on a
- * duplicate; each kind of bad input gets its 4xx; wait_ms returns when the task ends.
+ * duplicate; each kind of bad input gets its 4xx; wait_ms returns when the task ends; a
+ * batch (POST /v1/tasks/batch) runs every task, and a bad, duplicate, empty or too large
+ * batch is refused whole, naming the item at fault.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -28,7 +31,8 @@ static int setup(void **state)
 {
     (void)state;
     db_url = tk_test_db_create("e2e_workflows");
-    const char *server_extra[] = {"--set", "server.max_body_bytes=4096", NULL};
+    const char *server_extra[] = {"--set", "server.max_body_bytes=4096", "--set",
+                                  "server.max_batch_tasks=25", NULL};
     server = e2e_start_server(db_url, "server", server_extra);
     port = server.port;
     examples_worker =
@@ -381,6 +385,194 @@ static void test_bad_input(void **state)
     json_decref(h);
 }
 
+/* A TaskRequest of the linear workflow for a batch: context {"even_number": n, "i": i,
+ * "run": run}, initiator `initiator`. */
+static json_t *linear_request(int n, int i, const char *run, const char *initiator)
+{
+    json_t *r = json_pack("{s:s, s:s, s:s, s:{s:i, s:i, s:s}, s:s}", "namespace", "linear_workflow",
+                          "name", "mathematical_sequence", "version", "1.0.0", "context",
+                          "even_number", n, "i", i, "run", run, "initiator", initiator);
+    assert_non_null(r);
+    return r;
+}
+
+/* A short unique run id and initiator for a batch test (this database is the test's own;
+ * the bodies must stay under the server's 4096 bytes). */
+static void batch_names(char run[32], char initiator[48])
+{
+    static int seq;
+    snprintf(run, 32, "b%d-%d", (int)getpid(), ++seq);
+    snprintf(initiator, 48, "e2e-batch-%s", run);
+}
+
+/* POST /v1/tasks/batch with {"tasks": tasks} (stolen); returns the answer, *status set. */
+static json_t *post_batch(json_t *tasks, long *status)
+{
+    json_t *body = json_pack("{s:o}", "tasks", tasks);
+    char *text = json_dumps(body, JSON_COMPACT);
+    assert_non_null(text);
+    if (strlen(text) >= 4096)
+        fail_msg("batch body of %zu bytes exceeds the test server's max_body_bytes", strlen(text));
+    json_t *answer = e2e_http(port, "POST", "/v1/tasks/batch", text, status);
+    free(text);
+    json_decref(body);
+    return answer;
+}
+
+/* The number of tasks whose initiator is `initiator` (GET /v1/tasks?initiator=...). */
+static json_int_t tasks_of(const char *initiator)
+{
+    char path[160];
+    snprintf(path, sizeof(path), "/v1/tasks?initiator=%s&per_page=1", initiator);
+    long status;
+    json_t *doc = e2e_http(port, "GET", path, NULL, &status);
+    assert_int_equal(status, 200);
+    json_int_t n =
+        json_integer_value(json_object_get(json_object_get(doc, "pagination"), "total_count"));
+    json_decref(doc);
+    return n;
+}
+
+/* An error answer about batch item `index`: status, code, message "tasks[index]: ...". */
+static void expect_item_error(json_t *doc, long status, long want_status, const char *want_code,
+                              int index)
+{
+    const json_t *e = json_object_get(doc, "error");
+    const char *message = json_string_value(json_object_get(e, "message"));
+    char prefix[32];
+    snprintf(prefix, sizeof(prefix), "tasks[%d]: ", index);
+    if (status != want_status || error_code(doc) == NULL ||
+        strcmp(error_code(doc), want_code) != 0 || message == NULL ||
+        strncmp(message, prefix, strlen(prefix)) != 0 ||
+        json_integer_value(json_object_get(e, "index")) != index)
+        fail_msg("got %ld %s \"%s\", expected %ld %s about item %d", status,
+                 error_code(doc) ? error_code(doc) : "(no envelope)", message ? message : "",
+                 want_status, want_code, index);
+}
+
+static void test_batch_runs_every_task(void **state)
+{
+    (void)state;
+    char run[32], initiator[48];
+    batch_names(run, initiator);
+    json_t *tasks = json_array();
+    for (int i = 0; i < 20; i++)
+        json_array_append_new(tasks, linear_request(2 * (i % 5 + 1), i, run, initiator));
+    long status;
+    json_t *answer = post_batch(tasks, &status);
+    assert_int_equal(status, 201);
+    json_t *created = json_object_get(answer, "tasks");
+    assert_int_equal(json_array_size(created), 20);
+    assert_int_equal(tasks_of(initiator), 20);
+    for (int i = 0; i < 20; i++) {
+        json_t *item = json_array_get(created, (size_t)i);
+        const char *uuid = json_string_value(json_object_get(item, "task_uuid"));
+        assert_non_null(uuid);
+        assert_non_null(json_string_value(json_object_get(item, "correlation_id")));
+        assert_string_equal(json_string_value(json_object_get(item, "namespace")),
+                            "linear_workflow");
+        assert_string_equal(json_string_value(json_object_get(item, "name")),
+                            "mathematical_sequence");
+        assert_string_equal(json_string_value(json_object_get(item, "version")), "1.0.0");
+        assert_non_null(json_string_value(json_object_get(item, "status")));
+        /* answers in input order: the task of answer i has the context of request i */
+        json_t *t = e2e_get_task(port, uuid, 30000);
+        assert_string_equal(json_string_value(json_object_get(t, "status")), "complete");
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(t, "context"), "i")),
+                         i);
+        assert_int_equal(json_integer_value(json_object_get(t, "completed_steps")), 4);
+        json_decref(t);
+        /* n -> n^2 -> n^4 -> n^8 -> n^16 (10^16 at most: exact) */
+        assert_close(value_of(uuid, "linear_step_4"), pow(2.0 * (i % 5 + 1), 16));
+    }
+    json_decref(answer);
+}
+
+static void test_batch_refused_whole(void **state)
+{
+    (void)state;
+    char run[32], initiator[48];
+    batch_names(run, initiator);
+    long status;
+
+    /* an invalid item: 400 naming it, before anything is created */
+    json_t *tasks = json_array();
+    for (int i = 0; i < 5; i++)
+        json_array_append_new(tasks, linear_request(2, i, run, initiator));
+    json_object_set_new(json_array_get(tasks, 3), "priority", json_integer(500));
+    json_t *doc = post_batch(tasks, &status);
+    expect_item_error(doc, status, 400, "BAD_REQUEST", 3);
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_object_get(doc, "error"), "message")),
+               "\"priority\" must be an integer from -100 to 100"));
+    json_decref(doc);
+
+    /* an unknown template in the middle: 404 naming it; the items before it are rolled back */
+    tasks = json_array();
+    for (int i = 0; i < 5; i++)
+        json_array_append_new(tasks, linear_request(2, i, run, initiator));
+    json_object_set_new(json_array_get(tasks, 2), "name", json_string("no_such_template"));
+    doc = post_batch(tasks, &status);
+    expect_item_error(doc, status, 404, "NOT_FOUND", 2);
+    json_decref(doc);
+    assert_int_equal(tasks_of(initiator), 0);
+
+    /* the same identity twice in one batch: 409 naming the second; nothing created */
+    tasks = json_array();
+    for (int i = 0; i < 4; i++)
+        json_array_append_new(tasks, linear_request(2, i, run, initiator));
+    json_array_append_new(tasks, linear_request(2, 1, run, initiator));
+    doc = post_batch(tasks, &status);
+    expect_item_error(doc, status, 409, "CONFLICT", 4);
+    json_decref(doc);
+    assert_int_equal(tasks_of(initiator), 0);
+
+    /* and the identity of a task that exists already */
+    tasks = json_array();
+    json_array_append_new(tasks, linear_request(2, 7, run, initiator));
+    doc = post_batch(tasks, &status);
+    assert_int_equal(status, 201);
+    json_decref(doc);
+    tasks = json_array();
+    json_array_append_new(tasks, linear_request(2, 8, run, initiator));
+    json_array_append_new(tasks, linear_request(2, 7, run, initiator));
+    doc = post_batch(tasks, &status);
+    expect_item_error(doc, status, 409, "CONFLICT", 1);
+    json_decref(doc);
+    assert_int_equal(tasks_of(initiator), 1);
+
+    /* the batch itself: empty, too many (the server allows 25), not {"tasks": [...]},
+     * wait_ms, too large, malformed */
+    expect_error("POST", "/v1/tasks/batch", "{\"tasks\": []}", 400, "BAD_REQUEST");
+    char many[512] = "{\"tasks\": [{}";
+    for (int i = 1; i < 26; i++)
+        strncat(many, ", {}", sizeof(many) - strlen(many) - 1);
+    strncat(many, "]}", sizeof(many) - strlen(many) - 1);
+    doc = e2e_http(port, "POST", "/v1/tasks/batch", many, &status);
+    assert_int_equal(status, 400);
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_object_get(doc, "error"), "message")),
+               "at most 25"));
+    json_decref(doc);
+    expect_error("POST", "/v1/tasks/batch", "[{}]", 400, "BAD_REQUEST");
+    expect_error("POST", "/v1/tasks/batch", "{\"tasks\": {}}", 400, "BAD_REQUEST");
+    expect_error("POST", "/v1/tasks/batch?wait_ms=1000",
+                 "{\"tasks\": [{\"namespace\":\"linear_workflow\",\"name\":"
+                 "\"mathematical_sequence\",\"version\":\"1.0.0\"}]}",
+                 400, "BAD_REQUEST");
+    expect_error("POST", "/v1/tasks/batch", "{\"tasks\": [", 400, "JSON_ERROR");
+    char big[6000];
+    memset(big, ' ', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    big[0] = '{';
+    big[sizeof(big) - 2] = '}';
+    expect_error("POST", "/v1/tasks/batch", big, 413, "PAYLOAD_TOO_LARGE");
+    /* the route does not hide the task routes: GET /v1/tasks/batch is a task uuid */
+    expect_error("GET", "/v1/tasks/batch", NULL, 400, "INVALID_UUID");
+    expect_error("PUT", "/v1/tasks/batch", "{}", 405, "METHOD_NOT_ALLOWED");
+    assert_int_equal(tasks_of(initiator), 1);
+}
+
 static void test_listing_health_metrics(void **state)
 {
     (void)state;
@@ -419,6 +611,8 @@ int main(void)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_wait_ms_returns_at_the_end),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_batch_runs_every_task),
+        cmocka_unit_test(test_batch_refused_whole),
         cmocka_unit_test(test_listing_health_metrics),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -9,6 +9,7 @@
  */
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -126,16 +127,24 @@ typedef struct worker_s {
     char (*uuids)[37];
 } worker_t;
 
+/* Both drain threads wait here with their first claim's locks held, so that each takes part
+ * however the scheduler runs them (one could otherwise drain everything alone). */
+static pthread_barrier_t first_claims;
+
 static void *drain(void *arg)
 {
     worker_t *w = arg;
     tk_conn_t *c;
     tk_error_t err;
-    if (tk_conn_open(db_url, "drain", &c, &err) != TK_OK)
+    if (tk_conn_open(db_url, "drain", &c, &err) != TK_OK) {
+        pthread_barrier_wait(&first_claims);
         return NULL;
-    for (;;) {
+    }
+    for (bool first = true;; first = false) {
         tk_conn_exec(c, "BEGIN", &err);
         char *got = claim(c, 5);
+        if (first)
+            pthread_barrier_wait(&first_claims);
         if (*got == '\0') {
             free(got);
             tk_conn_exec(c, "COMMIT", &err);
@@ -172,12 +181,14 @@ static void test_concurrent_drain_claims_each_task_once(void **state)
     make_tasks(pg, TASKS);
 
     worker_t workers[2] = {{0}};
+    pthread_barrier_init(&first_claims, NULL, 2);
     for (int i = 0; i < 2; i++) {
         workers[i].uuids = calloc(TASKS, 37);
         pthread_create(&workers[i].thread, NULL, drain, &workers[i]);
     }
     for (int i = 0; i < 2; i++)
         pthread_join(workers[i].thread, NULL);
+    pthread_barrier_destroy(&first_claims);
 
     assert_int_equal(workers[0].lost + workers[1].lost, 0);
     assert_int_equal(workers[0].claimed + workers[1].claimed, TASKS);

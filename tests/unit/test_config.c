@@ -138,6 +138,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.server.max_body_bytes, 1048576);
     assert_int_equal(c.server.request_timeout_ms, 30000);
     assert_int_equal(c.server.max_wait_ms, 60000);
+    assert_int_equal(c.server.max_batch_tasks, 1000);
     assert_false(c.server.config_endpoint_enabled);
     assert_int_equal(c.orchestration.mode, TK_CONFIG_MODE_HYBRID);
     assert_int_equal(c.orchestration.poll_interval_ms, 1000);

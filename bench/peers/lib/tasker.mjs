@@ -7,8 +7,10 @@
 //              the step's last_attempted_at (claim, microseconds, database clock) and
 //              results.metadata.started_at (handler start, millisecond resolution) from
 //              GET /v1/tasks/{uuid}/workflow_steps, against the client's send time.
-//   throughput: N bench_noop/noop tasks POSTed by K concurrent connections (no wait_ms), then
-//              GET /v1/tasks/{uuid}?wait_ms=30000 on the last ones and on any still running.
+//   throughput: N bench_noop/noop tasks submitted without wait_ms - B at a time with POST
+//              /v1/tasks/batch (B = graphile-worker's addJobs batch), or one per POST
+//              /v1/tasks - by K concurrent connections, then GET /v1/tasks/{uuid}?wait_ms=30000
+//              on the last ones and on any still running.
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -163,11 +165,13 @@ export class TaskerBench {
         };
     }
 
-    // n no-op tasks POSTed (no wait_ms) over k kept-alive connections while the worker runs
-    // them; ends when the client has seen every task complete: GET ?wait_ms=30000 on the
-    // last k submitted, then on any task still not terminal until none is left.
-    async throughput(n, k, label) {
-        const agent = new http.Agent({ keepAlive: true, maxSockets: k });
+    // n no-op tasks submitted (no wait_ms) over k kept-alive connections while the worker
+    // runs them: `batch` per POST /v1/tasks/batch (one transaction each, like addJobs), or
+    // with batch 1 one per POST /v1/tasks. Ends when the client has seen every task complete:
+    // GET ?wait_ms=30000 on the last max(k, 8) submitted, then on any task still not terminal
+    // until none is left.
+    async throughput(n, k, label, batch = 1) {
+        const agent = new http.Agent({ keepAlive: true, maxSockets: Math.max(k, 8) });
         const base = this.base;
         const uuids = new Array(n);
         let next = 0;
@@ -176,12 +180,25 @@ export class TaskerBench {
         const t0 = performance.now();
         const submitter = async () => {
             for (;;) {
-                const i = next++;
-                if (i >= n) return;
-                const r = await request(agent, 'POST', `${base}/v1/tasks`, { ...NOOP, context: {} });
-                uuids[i] = check(r, 'noop submit').task_uuid;
-                submitted++;
-                if (submitted % 50 === 0 || submitted === n) p.tick(submitted);
+                const first = next;
+                if (first >= n) return;
+                const count = Math.min(batch, n - first);
+                next += count;
+                if (batch > 1) {
+                    const tasks = Array.from({ length: count }, () => ({ ...NOOP, context: {} }));
+                    const r = await request(agent, 'POST', `${base}/v1/tasks/batch`, { tasks }, 120000);
+                    const created = check(r, 'noop batch submit').tasks;
+                    if (!Array.isArray(created) || created.length !== count) {
+                        throw new Error(`noop batch submit: ${count} tasks sent, answer ${JSON.stringify(r.body).slice(0, 200)}`);
+                    }
+                    created.forEach((t, j) => { uuids[first + j] = t.task_uuid; });
+                } else {
+                    const r = await request(agent, 'POST', `${base}/v1/tasks`, { ...NOOP, context: {} });
+                    uuids[first] = check(r, 'noop submit').task_uuid;
+                }
+                const before = submitted;
+                submitted += count;
+                if (Math.floor(submitted / 50) > Math.floor(before / 50) || submitted === n) p.tick(submitted);
             }
         };
         await Promise.all(Array.from({ length: k }, submitter));
@@ -191,7 +208,7 @@ export class TaskerBench {
             const t = check(r, 'wait');
             if (!TERMINAL.has(t.status)) throw new Error(`task ${uuid} still ${t.status} after 30 s`);
         };
-        await Promise.all(uuids.slice(-k).map(waitOne));
+        await Promise.all(uuids.slice(-Math.max(k, 8)).map(waitOne));
         for (;;) {
             const left = await this.db.query(
                 `SELECT task_uuid::text AS u FROM tasker.tasks WHERE task_uuid = ANY($1::uuid[])
@@ -214,6 +231,7 @@ export class TaskerBench {
         const r4 = (x) => Math.round(x * 1e4) / 1e4;
         return {
             tasks: n,
+            submit_batch: batch,
             submit_concurrency: k,
             seconds: r4(seconds),
             submit_seconds: r4((tSubmitted - t0) / 1000),
