@@ -4,6 +4,7 @@
  * A few dozen handlers at most: a sorted array searched by bisection.
  */
 #include <dlfcn.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@ typedef struct entry_s {
     tk_handler_fn fn;
     void *user_data;
     int order; /* registration order */
+    bool host; /* run by the host's threads (tk_handler_registry_add_host) */
 } entry_t;
 
 struct tk_handler_registry_s {
@@ -80,9 +82,26 @@ int tk_handler_register(tk_handler_registry_t *r, const char *callable, tk_handl
     if (name == NULL)
         return TK_ENOMEM;
     memmove(&r->entries[at + 1], &r->entries[at], (size_t)(r->count - at) * sizeof(entry_t));
-    r->entries[at] = (entry_t){name, fn, user_data, r->count};
+    r->entries[at] = (entry_t){name, fn, user_data, r->count, false};
     r->count++;
     return TK_OK;
+}
+
+/* A host callable's function: the worker hands its steps to the host's threads, so this runs
+ * only if one reaches a C handler thread by mistake. */
+static int host_only(tk_step_t *step, void *data)
+{
+    (void)data;
+    return tk_step_fail(step, "handler_not_found",
+                        "this handler runs in the host language, not on a C handler thread", true);
+}
+
+int tk_handler_registry_add_host(tk_handler_registry_t *r, const char *callable)
+{
+    int rc = tk_handler_register(r, callable, host_only, NULL);
+    if (rc == TK_OK)
+        r->entries[find(r, callable)].host = true;
+    return rc;
 }
 
 tk_handler_fn tk_handler_registry_lookup(const tk_handler_registry_t *r, const char *callable,
@@ -94,6 +113,12 @@ tk_handler_fn tk_handler_registry_lookup(const tk_handler_registry_t *r, const c
     if (user_data != NULL)
         *user_data = r->entries[at].user_data;
     return r->entries[at].fn;
+}
+
+bool tk_handler_registry_is_host(const tk_handler_registry_t *r, const char *callable)
+{
+    int at = callable ? find(r, callable) : -1;
+    return at >= 0 && r->entries[at].host;
 }
 
 int tk_handler_registry_count(const tk_handler_registry_t *r)

@@ -136,13 +136,13 @@ static const tk_http_route_t routes[] = {
 int tk_worker_service_start(const tk_config_t *cfg, const char *const *extra_namespaces, int nextra,
                             bool serve_health, tk_worker_service_t **out, tk_error_t *err)
 {
-    return tk_worker_service_start_with(cfg, extra_namespaces, nextra, serve_health, NULL, NULL,
-                                        out, err);
+    return tk_worker_service_start_with(cfg, extra_namespaces, nextra, serve_health, NULL, out,
+                                        err);
 }
 
 int tk_worker_service_start_with(const tk_config_t *cfg, const char *const *extra_namespaces,
-                                 int nextra, bool serve_health, tk_worker_setup_fn setup,
-                                 void *setup_arg, tk_worker_service_t **out, tk_error_t *err)
+                                 int nextra, bool serve_health, const char *const *host_handlers,
+                                 tk_worker_service_t **out, tk_error_t *err)
 {
     *out = NULL;
     tk_worker_service_t *s = calloc(1, sizeof(*s));
@@ -155,11 +155,11 @@ int tk_worker_service_start_with(const tk_config_t *cfg, const char *const *extr
     int rc = tk_builtins_register(s->registry);
     for (size_t i = 0; rc == TK_OK && i < cfg->worker.plugins.count; i++)
         rc = tk_handler_registry_load_plugin(s->registry, cfg->worker.plugins.items[i], err);
-    if (rc == TK_OK && setup != NULL) {
-        rc = setup(s->registry, setup_arg);
+    for (size_t i = 0; rc == TK_OK && host_handlers && host_handlers[i]; i++) {
+        rc = tk_handler_registry_add_host(s->registry, host_handlers[i]);
         if (rc != TK_OK)
-            tk_error_set(err, rc, "cannot start worker: registering host handlers failed: %s",
-                         tk_strerror(rc));
+            tk_error_set(err, rc, "cannot start worker: cannot register host handler \"%s\": %s",
+                         host_handlers[i], tk_strerror(rc));
     }
     if (rc == TK_OK)
         rc = load_templates(cfg->worker.templates, &s->templates, err);
@@ -220,6 +220,11 @@ int tk_worker_service_start_with(const tk_config_t *cfg, const char *const *extr
     }
     *out = s;
     return TK_OK;
+}
+
+tk_worker_t *tk_worker_service_worker(const tk_worker_service_t *s)
+{
+    return s->worker;
 }
 
 uint16_t tk_worker_service_port(const tk_worker_service_t *s)

@@ -11,12 +11,9 @@
 
 #include "common/config.h"
 #include "tasker/handler.h"
+#include "worker/worker.h"
 
 typedef struct tk_worker_service_s tk_worker_service_t;
-
-/* Called with the registry before the worker starts, to register more handlers (language
- * bindings). Returns TK_OK or an error code. */
-typedef int (*tk_worker_setup_fn)(tk_handler_registry_t *registry, void *arg);
 
 /* Start from `cfg` (database.*, worker.*). Templates come from cfg->worker.templates (a file
  * or a directory, registered in the database); the worker serves their namespaces plus
@@ -26,10 +23,14 @@ typedef int (*tk_worker_setup_fn)(tk_handler_registry_t *registry, void *arg);
 int tk_worker_service_start(const tk_config_t *cfg, const char *const *extra_namespaces, int nextra,
                             bool serve_health, tk_worker_service_t **out, tk_error_t *err);
 
-/* The same, calling setup(registry, arg) after the built-ins and plugins are registered. */
+/* The same, with `host_handlers` (NULL-terminated, may be NULL) registered as run by the host
+ * program's threads (tk_worker_host_next; the language bindings). */
 int tk_worker_service_start_with(const tk_config_t *cfg, const char *const *extra_namespaces,
-                                 int nextra, bool serve_health, tk_worker_setup_fn setup,
-                                 void *setup_arg, tk_worker_service_t **out, tk_error_t *err);
+                                 int nextra, bool serve_health, const char *const *host_handlers,
+                                 tk_worker_service_t **out, tk_error_t *err);
+
+/* The worker runtime it runs. It stays valid after tk_worker_service_stop() returned false. */
+tk_worker_t *tk_worker_service_worker(const tk_worker_service_t *s);
 
 /* The health endpoint's port (0 when none is served). */
 uint16_t tk_worker_service_port(const tk_worker_service_t *s);

@@ -31,6 +31,7 @@ struct tk_step_s {
     json_t *backtrace;  /* error.backtrace, or NULL */
     json_t *error_code; /* metadata.error_code (a string) of a failure, or NULL */
     char *context_json, *config_json, *dependencies_json, *parents_json; /* encoded lazily */
+    void *owner;                                                         /* tk_step_set_owner */
 };
 
 static char *column(const PGresult *res, int row, const char *name)
@@ -322,6 +323,16 @@ void tk_step_fail_by_worker(tk_step_t *s, const char *error_type, const char *me
                             bool retryable)
 {
     tk_step_fail(s, error_type, message, retryable);
+}
+
+void tk_step_set_owner(tk_step_t *s, void *owner)
+{
+    s->owner = owner;
+}
+
+void *tk_step_owner(const tk_step_t *s)
+{
+    return s->owner;
 }
 
 void tk_step_mark_started(tk_step_t *s)

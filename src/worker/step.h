@@ -24,6 +24,11 @@ bool tk_step_has_outcome(const tk_step_t *step);
 void tk_step_fail_by_worker(tk_step_t *step, const char *error_type, const char *message,
                             bool retryable);
 
+/* The runtime's record of the step (the worker's job), for a step handed out and handed back
+ * by pointer. NULL until set. */
+void tk_step_set_owner(tk_step_t *step, void *owner);
+void *tk_step_owner(const tk_step_t *step);
+
 /* Mark when the handler started and ended (monotonic microseconds), for execution_time_ms. */
 void tk_step_mark_started(tk_step_t *step);
 void tk_step_mark_finished(tk_step_t *step);

@@ -11,6 +11,13 @@
  * with error_type handler_timeout at once, a replacement thread keeps the pool at full size,
  * and the late thread drops its result and exits when the handler finally returns.
  *
+ * Host handlers (tasker/worker.h: Ruby, Python) have their own run queue, served by the host
+ * program's threads instead of the pool: tk_worker_host_next() takes a job and
+ * tk_worker_host_done() reports it on the same host thread, which then takes the step its
+ * result made ready (the continuation) with its next call. A step thus goes from claim to
+ * report without changing threads. A timed-out host handler gets no replacement thread (the
+ * host owns its threads); its late result is dropped the same way.
+ *
  * Locking: one mutex guards the job queue, the in-flight list, the counters and the thread
  * accounting. Database calls are made without it.
  */
@@ -43,6 +50,7 @@ typedef struct job_s {
     int64_t timeout_ms;
     int64_t deadline_ms; /* set when the handler starts */
     job_state_t state;
+    bool host;                               /* its handler runs on a host thread */
     struct job_s *next;                      /* run queue */
     struct job_s *flight_prev, *flight_next; /* claimed and not yet reported */
 } job_t;
@@ -63,6 +71,11 @@ struct tk_worker_s {
     job_t *head, *tail; /* run queue */
     job_t *flight;      /* in-flight list */
     int queued, running;
+    job_t *host_head, *host_tail; /* run queue of the host's threads */
+    pthread_cond_t host_ready;    /* CLOCK_MONOTONIC */
+    int host_running;             /* of `running`, with a host thread */
+    uint64_t host_wake_gen;       /* incremented by tk_worker_host_wake() */
+    bool host_closed;             /* tk_worker_host_close() */
     int threads, target_threads;
     bool stopping;
     int wake_fd;
@@ -151,13 +164,14 @@ static void job_free(job_t *job)
 /* --- reporting ----------------------------------------------------------------------------- */
 
 /* Send a result with tasker.complete_step, retrying connection failures until the lease would
- * have expired anyway. Counts it as lost when the lease was gone. Returns the statement's
- * rows (the verdict, then any steps claimed as continuation; caller PQclears) or NULL. */
+ * have expired anyway, and claim up to `max_next` of the steps it makes ready. Counts it as
+ * lost when the lease was gone. Returns the statement's rows (the verdict, then the steps
+ * claimed as continuation; caller PQclears) or NULL. */
 static PGresult *report(tk_worker_t *w, const char *step_uuid, const char *result_json,
-                        const tk_log_ids_t *ids, bool may_continue)
+                        const tk_log_ids_t *ids, int max_next)
 {
-    char next[4], lease[16];
-    snprintf(next, sizeof(next), "%d", may_continue ? 1 : 0);
+    char next[16], lease[16];
+    snprintf(next, sizeof(next), "%d", max_next);
     snprintf(lease, sizeof(lease), "%d", w->o.lease_seconds);
     const char *params[] = {step_uuid,       w->worker_id,      result_json, w->policy,
                             w->queues_array, w->handlers_array, next,        lease};
@@ -192,14 +206,13 @@ static PGresult *report(tk_worker_t *w, const char *step_uuid, const char *resul
     }
 }
 
-static int take_claimed(tk_worker_t *w, const PGresult *res, bool front);
+static int take_claimed(tk_worker_t *w, const PGresult *res, const job_t *reporter);
+static void finish_job(tk_worker_t *w, job_t *job);
 
-/* Run one job's handler and report its outcome (unless the heartbeat thread already reported
- * a timeout for it). Frees the job. */
+/* Run one job's handler on this handler thread, then finish it. */
 static void run_job(tk_worker_t *w, job_t *job)
 {
     tk_step_t *step = job->step;
-    tk_log_ids_t ids = {tk_step_correlation_id(step), tk_step_task_uuid(step), tk_step_uuid(step)};
     void *data = NULL;
     tk_handler_fn fn = tk_handler_registry_lookup(w->o.registry, tk_step_handler_name(step), &data);
     tk_step_mark_started(step);
@@ -217,10 +230,22 @@ static void run_job(tk_worker_t *w, job_t *job)
         }
     }
     tk_step_mark_finished(step);
+    finish_job(w, job);
+}
 
+/* Report a job whose handler has returned (unless the heartbeat thread already reported a
+ * timeout for it), queue the steps its result made ready, give back its place and free it. */
+static void finish_job(tk_worker_t *w, job_t *job)
+{
+    tk_step_t *step = job->step;
+    tk_log_ids_t ids = {tk_step_correlation_id(step), tk_step_task_uuid(step), tk_step_uuid(step)};
     pthread_mutex_lock(&w->lock);
     bool abandoned = job->state == JOB_ABANDONED;
+    /* continuation: the ready children, as many as there are free places (this job's too) */
+    int max_next = w->stopping ? 0 : w->o.max_concurrent - (w->queued + w->running) + 1;
     pthread_mutex_unlock(&w->lock);
+    if (max_next > w->o.batch_size)
+        max_next = w->o.batch_size;
     if (!abandoned) {
         char *result = tk_step_result_json(step, w->worker_id);
         if (result != NULL) {
@@ -234,12 +259,9 @@ static void run_job(tk_worker_t *w, job_t *job)
                 TK_LOG_IDS(TK_LOG_WARN, "worker", &ids, "step %s (%s) failed on attempt %d",
                            tk_step_name(step), tk_step_handler_name(step), tk_step_attempt(step));
             }
-            pthread_mutex_lock(&w->lock);
-            bool may_continue = !w->stopping;
-            pthread_mutex_unlock(&w->lock);
-            PGresult *next = report(w, job->step_uuid, result, &ids, may_continue);
+            PGresult *next = report(w, job->step_uuid, result, &ids, max_next);
             if (next != NULL) {
-                take_claimed(w, next, true); /* queued first: this thread runs it next */
+                take_claimed(w, next, job); /* queued first: this thread runs one next */
                 PQclear(next);
             }
             free(result);
@@ -254,8 +276,9 @@ static void run_job(tk_worker_t *w, job_t *job)
     bool was_full = w->queued + w->running >= w->o.max_concurrent;
     if (!abandoned) {
         w->running--;
+        w->host_running -= job->host;
         flight_remove(w, job);
-    } else {
+    } else if (!job->host) {
         w->target_threads--; /* its replacement stays; this late thread exits */
     }
     pthread_mutex_unlock(&w->lock);
@@ -328,6 +351,7 @@ static void enforce_timeouts(tk_worker_t *w)
             continue;
         job->state = JOB_ABANDONED;
         w->running--;
+        w->host_running -= job->host;
         flight_remove(w, job);
         expired_t *e = &expired[n++];
         snprintf(e->step_uuid, sizeof(e->step_uuid), "%s", job->step_uuid);
@@ -336,10 +360,13 @@ static void enforce_timeouts(tk_worker_t *w)
         snprintf(e->ids[0], 40, "%s", tk_step_correlation_id(job->step));
         snprintf(e->ids[1], 40, "%s", tk_step_task_uuid(job->step));
         snprintf(e->ids[2], 40, "%s", tk_step_uuid(job->step));
-        /* the stuck thread keeps running; keep the pool at full strength */
-        w->target_threads++;
-        if (spawn_handler_thread(w) != TK_OK)
-            w->target_threads--;
+        /* the stuck thread keeps running; keep the pool at full strength (a host thread
+         * belongs to the host) */
+        if (!job->host) {
+            w->target_threads++;
+            if (spawn_handler_thread(w) != TK_OK)
+                w->target_threads--;
+        }
     }
     pthread_mutex_unlock(&w->lock);
 
@@ -359,7 +386,7 @@ static void enforce_timeouts(tk_worker_t *w)
                  e->attempt);
         atomic_fetch_add(&w->failed, 1);
         atomic_fetch_add(&w->timed_out, 1);
-        PQclear(report(w, e->step_uuid, result, &ids, false));
+        PQclear(report(w, e->step_uuid, result, &ids, 0));
         wake_dispatcher(w);
     }
     /* A job abandoned here is freed by its own thread when the handler returns; that thread
@@ -451,15 +478,19 @@ static int claim(tk_worker_t *w, tk_conn_t *conn, int want)
     }
     if (!atomic_exchange(&w->db_ok, true))
         TK_LOG(TK_LOG_INFO, "worker", "database reachable again");
-    int n = take_claimed(w, res, false);
+    int n = take_claimed(w, res, NULL);
     PQclear(res);
     return n;
 }
 
-/* Turn the claimed steps in `res` (rows with a step_uuid) into queued jobs, at the back of
- * the run queue or, for a continuation, at the front. Returns how many. */
-static int take_claimed(tk_worker_t *w, const PGresult *res, bool front)
+/* Turn the claimed steps in `res` (rows with a step_uuid) into queued jobs on the run queue
+ * of their handler's threads (the pool's or the host's): at the back, or at the front for a
+ * continuation (`reporter` is then the job whose result made them ready, NULL for a claim).
+ * A waiting thread is woken for each, except for one continuation that the reporting
+ * thread, looping back, can take itself. Returns how many. */
+static int take_claimed(tk_worker_t *w, const PGresult *res, const job_t *reporter)
 {
+    bool front = reporter != NULL, kept_one = false;
     int col = PQfnumber(res, "step_uuid"), taken = 0;
     for (int row = 0; row < PQntuples(res); row++) {
         if (col < 0 || PQgetisnull(res, row, col))
@@ -477,6 +508,8 @@ static int take_claimed(tk_worker_t *w, const PGresult *res, bool front)
             continue;
         }
         job->timeout_ms = timeout;
+        job->host = tk_handler_registry_is_host(w->o.registry, tk_step_handler_name(job->step));
+        tk_step_set_owner(job->step, job);
         snprintf(job->step_uuid, sizeof(job->step_uuid), "%s", tk_step_uuid(job->step));
         tk_log_ids_t ids = {tk_step_correlation_id(job->step), tk_step_task_uuid(job->step),
                             job->step_uuid};
@@ -486,22 +519,26 @@ static int take_claimed(tk_worker_t *w, const PGresult *res, bool front)
         atomic_fetch_add(&w->claimed, 1);
         pthread_mutex_lock(&w->lock);
         job->state = JOB_QUEUED;
+        job_t **head = job->host ? &w->host_head : &w->head;
+        job_t **tail = job->host ? &w->host_tail : &w->tail;
         if (front) {
-            job->next = w->head;
-            w->head = job;
-            if (w->tail == NULL)
-                w->tail = job;
+            job->next = *head;
+            *head = job;
+            if (*tail == NULL)
+                *tail = job;
         } else {
-            if (w->tail != NULL)
-                w->tail->next = job;
+            if (*tail != NULL)
+                (*tail)->next = job;
             else
-                w->head = job;
-            w->tail = job;
+                *head = job;
+            *tail = job;
         }
         w->queued++;
         flight_add(w, job);
-        if (!front) /* a continuation is taken by the reporting thread as it loops back */
-            pthread_cond_signal(&w->job_ready);
+        if (!front || job->host != reporter->host || kept_one)
+            pthread_cond_signal(job->host ? &w->host_ready : &w->job_ready);
+        else
+            kept_one = true;
         pthread_mutex_unlock(&w->lock);
         taken++;
     }
@@ -592,6 +629,97 @@ static void *dispatcher_thread(void *arg)
     return NULL;
 }
 
+/* --- host threads --------------------------------------------------------------------------- */
+
+/* Take the first job of the host queue and start its clock (lock held). */
+static job_t *take_host_job(tk_worker_t *w)
+{
+    job_t *job = w->host_head;
+    if (job == NULL)
+        return NULL;
+    w->host_head = job->next;
+    if (w->host_head == NULL)
+        w->host_tail = NULL;
+    w->queued--;
+    w->running++;
+    w->host_running++;
+    job->state = JOB_RUNNING;
+    job->deadline_ms = tk_clock_ms() + job->timeout_ms;
+    return job;
+}
+
+int tk_worker_host_next(tk_worker_t *w, int timeout_ms, tk_step_t **step)
+{
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : tk_clock_ms() + timeout_ms;
+    *step = NULL;
+    pthread_mutex_lock(&w->lock);
+    uint64_t gen = w->host_wake_gen;
+    while (w->host_head == NULL && !w->stopping && !w->host_closed && w->host_wake_gen == gen) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&w->host_ready, &w->lock);
+            continue;
+        }
+        if (tk_clock_ms() >= deadline)
+            break;
+        struct timespec ts = {.tv_sec = deadline / 1000,
+                              .tv_nsec = (long)(deadline % 1000) * 1000000L};
+        pthread_cond_timedwait(&w->host_ready, &w->lock, &ts);
+    }
+    int rc = TK_ETIMEDOUT;
+    if (w->stopping || w->host_closed) {
+        rc = TK_ESHUTDOWN;
+    } else if (w->host_head != NULL && w->host_wake_gen == gen) {
+        job_t *job = take_host_job(w);
+        tk_step_mark_started(job->step);
+        *step = job->step;
+        rc = TK_OK;
+    } else if (w->host_head != NULL) {
+        pthread_cond_signal(&w->host_ready); /* woken: leave the step to another waiter */
+    }
+    pthread_mutex_unlock(&w->lock);
+    return rc;
+}
+
+void tk_worker_host_wake(tk_worker_t *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->host_wake_gen++;
+    pthread_cond_broadcast(&w->host_ready);
+    pthread_mutex_unlock(&w->lock);
+}
+
+void tk_worker_host_close(tk_worker_t *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->host_closed = true;
+    pthread_cond_broadcast(&w->host_ready);
+    pthread_mutex_unlock(&w->lock);
+}
+
+void tk_worker_host_done(tk_worker_t *w, tk_step_t *step)
+{
+    if (!tk_step_has_outcome(step))
+        tk_step_fail_by_worker(step, "handler_error", "the handler returned no result", true);
+    tk_step_mark_finished(step);
+    finish_job(w, tk_step_owner(step));
+}
+
+/* Fail, as retryable, the steps queued for host threads that will not take them any more
+ * (stopping), so that they run again soon instead of when their lease expires. */
+static void fail_queued_host_jobs(tk_worker_t *w)
+{
+    for (;;) {
+        pthread_mutex_lock(&w->lock);
+        job_t *job = take_host_job(w);
+        pthread_mutex_unlock(&w->lock);
+        if (job == NULL)
+            return;
+        tk_step_fail_by_worker(job->step, "worker_stopping",
+                               "the worker stopped before running this step", true);
+        finish_job(w, job);
+    }
+}
+
 /* --- lifecycle ----------------------------------------------------------------------------- */
 
 static void worker_free(tk_worker_t *w)
@@ -610,6 +738,7 @@ static void worker_free(tk_worker_t *w)
     free(w->worker_id);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->job_ready);
+    pthread_cond_destroy(&w->host_ready);
     pthread_cond_destroy(&w->thread_exit);
     free(w);
 }
@@ -651,6 +780,11 @@ int tk_worker_start(const tk_worker_opts_t *opts, tk_worker_t **out, tk_error_t 
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->job_ready, NULL);
     pthread_cond_init(&w->thread_exit, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->host_ready, &attr);
+    pthread_condattr_destroy(&attr);
     w->database_url = strdup(opts->database_url ? opts->database_url : "");
     w->worker_id = strdup(opts->worker_id);
     w->namespaces = calloc((size_t)opts->nnamespaces, sizeof(char *));
@@ -725,21 +859,24 @@ bool tk_worker_stop(tk_worker_t *w, int grace_ms)
     pthread_mutex_lock(&w->lock);
     w->stopping = true;
     pthread_cond_broadcast(&w->job_ready);
+    pthread_cond_broadcast(&w->host_ready);
     pthread_mutex_unlock(&w->lock);
     wake_dispatcher(w);
     if (w->dispatcher_started)
         pthread_join(w->dispatcher, NULL);
 
-    /* Let queued and running handlers finish and report. */
+    /* Let queued and running handlers finish and report; no host thread takes a step now. */
     int64_t deadline = tk_clock_ms() + (grace_ms > 0 ? grace_ms : 0);
-    pthread_mutex_lock(&w->lock);
-    while (w->threads > 0 && tk_clock_ms() < deadline) {
-        pthread_mutex_unlock(&w->lock);
-        tk_sleep_ms(10);
+    int left;
+    for (;;) {
         pthread_mutex_lock(&w->lock);
+        left = w->threads + w->host_running;
+        pthread_mutex_unlock(&w->lock);
+        fail_queued_host_jobs(w); /* after counting: also what the last reports queued */
+        if (left == 0 || tk_clock_ms() >= deadline)
+            break;
+        tk_sleep_ms(10);
     }
-    int left = w->threads;
-    pthread_mutex_unlock(&w->lock);
     if (w->heartbeat_started) {
         pthread_mutex_lock(&w->lock);
         /* the heartbeat thread exits once nothing is in flight; abandon the rest */

@@ -3,7 +3,8 @@
  * bounded thread pool, keeps their leases alive and reports results.
  *
  * Threads: one dispatcher (claims, woken by NOTIFY and/or polling), max_concurrent handler
- * threads, one heartbeat thread (extends leases, enforces timeouts). src/worker/README.md
+ * threads, one heartbeat thread (extends leases, enforces timeouts), and the host program's
+ * threads for host handlers (tk_worker_host_next). src/worker/README.md
  * describes the lease protocol.
  */
 #ifndef TK_WORKER_WORKER_H
@@ -54,6 +55,16 @@ int tk_worker_start(const tk_worker_opts_t *opts, tk_worker_t **out, tk_error_t 
  * then left allocated (those threads still use it) and false is returned, so the caller
  * must also keep what the handlers use (the registry and its plugins). Accepts NULL. */
 bool tk_worker_stop(tk_worker_t *w, int grace_ms);
+
+/* Steps of host handlers (tk_handler_registry_add_host) for the host program's threads; the
+ * contracts are those of tk_host_worker_next, _wake, _close and _done in tasker/worker.h.
+ * tk_worker_host_done() reports the result on the calling thread (a database round trip, so
+ * release the interpreter lock around it); the steps that result made ready for the host
+ * are then first in line for the same thread's next call. */
+int tk_worker_host_next(tk_worker_t *w, int timeout_ms, tk_step_t **step);
+void tk_worker_host_wake(tk_worker_t *w);
+void tk_worker_host_close(tk_worker_t *w);
+void tk_worker_host_done(tk_worker_t *w, tk_step_t *step);
 
 /* Counters since start. Thread-safe. */
 void tk_worker_stats(tk_worker_t *w, tk_worker_stats_t *out);

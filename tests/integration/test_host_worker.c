@@ -1,10 +1,11 @@
 /*
  * test_host_worker.c - the embedding API of tasker/worker.h, as the Ruby and Python bindings
  * use it: a host thread takes steps with tk_host_worker_next, ends them with the JSON-text
- * functions (and tk_step_set_error_code), hands them back; the C runtime reports results.
- * The orchestrator's side is driven through SQL (tasker.process_step_results). Also:
+ * functions (and tk_step_set_error_code) and hands them back with tk_host_worker_done, which
+ * reports the result on that thread and makes the step it readied that thread's next. Also:
  * tk_host_worker_port reports the health port chosen for worker.port=0, and
- * tk_host_worker_wake ends waits in progress at once; tk_host_worker_close ends every wait.
+ * tk_host_worker_wake ends waits in progress at once; tk_host_worker_close ends every wait;
+ * a host handler's timeout is reported without it, and stopping fails what the host never took.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -33,26 +34,30 @@ static const char *templates_dir(void)
     return dir;
 }
 
-static void process_results(PGconn *pg)
+/* A host worker serving host.first and host.second with the templates beside this file, on
+ * the database `url`, with up to two more settings (NULL: none) and /health if asked. */
+static tk_host_worker_t *start_worker(const char *url, const char *extra1, const char *extra2,
+                                      bool health)
 {
-    PQclear(tk_test_query(pg, "SELECT * FROM tasker.process_step_results(10, "
-                              "ROW(0, 2, 60, 0)::tasker.backoff_policy)"));
+    char db_setting[512], tpl_setting[1100];
+    snprintf(db_setting, sizeof(db_setting), "database.url=%s", url);
+    snprintf(tpl_setting, sizeof(tpl_setting), "worker.templates=%s", templates_dir());
+    const char *settings[] = {db_setting, tpl_setting, extra1, extra2, NULL};
+    const char *handlers[] = {"host.first", "host.second", NULL};
+    tk_host_worker_opts_t opts = {
+        .settings = settings, .host_handlers = handlers, .serve_health = health};
+    tk_host_worker_t *w;
+    tk_error_t err;
+    if (tk_host_worker_start(&opts, &w, &err) != TK_OK)
+        fail_msg("start: %s", err.message);
+    return w;
 }
 
 static void test_host_runs_steps(void **state)
 {
     (void)state;
     char *url = tk_test_db_create("it_host_worker");
-    char db_setting[512], tpl_setting[1100];
-    snprintf(db_setting, sizeof(db_setting), "database.url=%s", url);
-    snprintf(tpl_setting, sizeof(tpl_setting), "worker.templates=%s", templates_dir());
-    const char *settings[] = {db_setting, tpl_setting, "worker.poll_interval_ms=50", NULL};
-    const char *handlers[] = {"host.first", "host.second", NULL};
-    tk_host_worker_opts_t opts = {.settings = settings, .host_handlers = handlers};
-    tk_host_worker_t *w;
-    tk_error_t err;
-    if (tk_host_worker_start(&opts, &w, &err) != TK_OK)
-        fail_msg("start: %s", err.message);
+    tk_host_worker_t *w = start_worker(url, "worker.poll_interval_ms=50", NULL, false);
     assert_non_null(tk_host_worker_id(w));
     assert_int_equal(tk_host_worker_port(w), 0); /* no health endpoint */
 
@@ -75,13 +80,12 @@ static void test_host_runs_steps(void **state)
     assert_int_equal(tk_step_set_metadata_json(step, "{\"lang\":\"test\"}"), TK_OK);
     tk_host_worker_done(w, step);
 
-    /* wait for the result to be reported, then let orchestration queue the child */
-    for (int i = 0; i < 200 && tk_test_count(pg, "SELECT count(*) FROM workflow_steps WHERE "
-                                                 "state = 'enqueued_for_orchestration'") == 0;
-         i++)
-        tk_sleep_ms(25);
-    process_results(pg);
-    assert_int_equal(tk_host_worker_next(w, 10000, &step), TK_OK);
+    /* done() reported the result on this thread and took the child it made ready: it is
+     * stored, and the child is already this thread's next step, with no wait */
+    assert_string_equal(
+        tk_test_value(pg, "SELECT string_agg(state, ',' ORDER BY state) FROM workflow_steps"),
+        "complete,in_progress");
+    assert_int_equal(tk_host_worker_next(w, 0, &step), TK_OK);
     assert_string_equal(tk_step_name(step), "second");
     assert_string_equal(tk_step_dependencies_json(step), "{\"first\":{\"value\":49}}");
     assert_string_equal(tk_step_parents_json(step), "[\"first\"]");
@@ -91,13 +95,8 @@ static void test_host_runs_steps(void **state)
     tk_step_set_error_code(step, "FIRST");
     tk_step_set_error_code(step, "CARD_DECLINED"); /* the last one wins */
     tk_host_worker_done(w, step);
-    for (int i = 0;
-         i < 200 && tk_test_count(pg, "SELECT count(*) FROM workflow_steps WHERE "
-                                      "state = 'enqueued_as_error_for_orchestration'") == 0;
-         i++)
-        tk_sleep_ms(25);
-    process_results(pg);
 
+    /* the permanent failure was applied as it was reported: the task ended in error */
     const char *p[] = {task_uuid};
     assert_string_equal(tk_test_valuep(pg, "SELECT state FROM tasks WHERE task_uuid = $1", 1, p),
                         "error");
@@ -149,18 +148,7 @@ static void test_port_and_wake(void **state)
 {
     (void)state;
     char *url = tk_test_db_create("it_host_worker_wake");
-    char db_setting[512], tpl_setting[1100];
-    snprintf(db_setting, sizeof(db_setting), "database.url=%s", url);
-    snprintf(tpl_setting, sizeof(tpl_setting), "worker.templates=%s", templates_dir());
-    const char *settings[] = {db_setting, tpl_setting, "worker.port=0", "worker.bind=127.0.0.1",
-                              NULL};
-    const char *handlers[] = {"host.first", "host.second", NULL};
-    tk_host_worker_opts_t opts = {
-        .settings = settings, .host_handlers = handlers, .serve_health = true};
-    tk_host_worker_t *w;
-    tk_error_t err;
-    if (tk_host_worker_start(&opts, &w, &err) != TK_OK)
-        fail_msg("start: %s", err.message);
+    tk_host_worker_t *w = start_worker(url, "worker.port=0", "worker.bind=127.0.0.1", true);
 
     int port = tk_host_worker_port(w);
     assert_true(port > 0 && port < 65536);
@@ -220,11 +208,67 @@ static void test_port_and_wake(void **state)
     free(url);
 }
 
+/* Poll `sql` (a count) until it equals `want`, for up to 10 s. */
+static long await_count(PGconn *pg, const char *sql, long want)
+{
+    long n = -1;
+    for (int i = 0; i < 400 && (n = tk_test_count(pg, sql)) != want; i++)
+        tk_sleep_ms(25);
+    return n;
+}
+
+/* A host handler past its timeout is reported as handler_timeout by the runtime, and the
+ * result handed back late is dropped. Stopping fails the steps queued for the host as
+ * retryable worker_stopping at once instead of leaving them to their leases. */
+static void test_timeout_and_stop(void **state)
+{
+    (void)state;
+    char *url = tk_test_db_create("it_host_worker_stop");
+    tk_host_worker_t *w = start_worker(url, "worker.handler_timeout_ms=300", NULL, false);
+    PGconn *pg = tk_test_connect(url);
+    for (int n = 1; n <= 2; n++) {
+        char sql[256];
+        snprintf(sql, sizeof(sql),
+                 "SELECT tasker.create_task('{\"namespace\":\"host_test\",\"name\":"
+                 "\"host_flow\",\"version\":\"1.0.0\",\"context\":{\"n\":%d}}')",
+                 n);
+        PQclear(tk_test_query(pg, sql));
+    }
+    /* both first steps claimed: one for this thread, one left queued for the host */
+    const char *running = "SELECT count(*) FROM workflow_steps WHERE state = 'in_progress'";
+    assert_int_equal(await_count(pg, running, 2), 2);
+    tk_step_t *slow;
+    assert_int_equal(tk_host_worker_next(w, 10000, &slow), TK_OK);
+
+    const char *timed_out = "SELECT count(*) FROM workflow_steps WHERE "
+                            "results->'error'->>'error_type' = 'handler_timeout'";
+    assert_int_equal(await_count(pg, timed_out, 1), 1);
+    assert_int_equal(tk_step_succeed_json(slow, "{\"late\": true}"), TK_OK);
+    tk_host_worker_done(w, slow); /* dropped: the timeout was reported */
+    assert_int_equal(tk_test_count(pg, "SELECT count(*) FROM workflow_steps WHERE "
+                                       "results->'result' ? 'late'"),
+                     0);
+    assert_int_equal(tk_test_count(pg, running), 1);
+
+    int64_t start = tk_clock_ms();
+    tk_host_worker_close(w);
+    tk_host_worker_stop(w);
+    assert_true(tk_clock_ms() - start < 5000);
+    assert_int_equal(tk_test_count(pg, running), 0);
+    assert_int_equal(tk_test_count(pg, "SELECT count(*) FROM workflow_steps WHERE "
+                                       "results->'error'->>'error_type' = 'worker_stopping' AND "
+                                       "(results->'error'->>'retryable')::boolean"),
+                     1);
+    PQfinish(pg);
+    free(url);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_host_runs_steps),
         cmocka_unit_test(test_port_and_wake),
+        cmocka_unit_test(test_timeout_and_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

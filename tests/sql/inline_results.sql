@@ -107,8 +107,9 @@ BEGIN
          JOIN tasker.named_steps n USING (named_step_uuid) WHERE ws.task_uuid = t AND n.name = 'b');
 END $$;
 
--- Fan-out: one child is continued, the other stays queued for anyone; p_next = 0 and a
--- handler list without the child claim nothing.
+-- Fan-out: one child is continued, the other stays queued for anyone; with p_next = 2 both
+-- are continued and nothing is queued; p_next = 0 and a handler list without the child claim
+-- nothing.
 DO $$
 DECLARE
     t uuid;
@@ -125,6 +126,16 @@ BEGIN
     ASSERT (SELECT count(*) FROM tasker.workflow_steps WHERE task_uuid = t AND state = 'enqueued') = 1;
     ASSERT (SELECT count(*) FROM tasker_mq.messages WHERE queue_name = 'worker_il_queue') = 1;
     DELETE FROM tasker_mq.messages;
+
+    t := pg_temp.create('il', 'fan');
+    SELECT s.step_uuid INTO root FROM tasker.claim_steps('{worker_il_queue}', NULL, 10, 'w1', 30) s;
+    SELECT count(*) - 1 INTO n FROM pg_temp.complete('il', root, pg_temp.ok(root), 2)
+        AS (accepted boolean, step_state text, task_state text, step_uuid uuid, step_name text,
+            attempts integer, deps jsonb);
+    ASSERT n = 2, n;
+    ASSERT (SELECT count(*) FROM tasker.workflow_steps WHERE task_uuid = t AND state = 'in_progress'
+            AND lease_owner = 'w1') = 2;
+    ASSERT (SELECT count(*) FROM tasker_mq.messages WHERE queue_name = 'worker_il_queue') = 0;
 
     t := pg_temp.create('il', 'fan');
     SELECT s.step_uuid INTO root FROM tasker.claim_steps('{worker_il_queue}', NULL, 10, 'w1', 30) s;

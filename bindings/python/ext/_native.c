@@ -14,7 +14,8 @@
  * Threads: any number of Python threads may call next() at once. next() releases the GIL
  * while it waits. In the main thread it waits in slices of POLL_SLICE_MS, checking for
  * signals in between, so that Ctrl-C is noticed (signal handlers run only there); other
- * threads wait for their whole timeout in one call. stop() closes the host worker
+ * threads wait for their whole timeout in one call. done() reports the step's result, so it
+ * releases the GIL too. stop() closes the host worker
  * (tk_host_worker_close: the waits in progress and any about to begin return at once), waits
  * until no thread is inside tk_host_worker_next (which must not run when the host worker is
  * freed), then stops it with the GIL released so that handlers still running in Python
@@ -300,9 +301,13 @@ static PyObject *worker_done(WorkerObject *self, PyObject *arg)
     pthread_mutex_lock(&self->lock);
     tk_host_worker_t *w = self->state != W_STOPPED ? self->w : NULL;
     pthread_mutex_unlock(&self->lock);
-    if (w != NULL)
-        tk_host_worker_done(w, s->step);
-    s->step = NULL;
+    tk_step_t *step = s->step;
+    s->step = NULL; /* before the GIL is released: another thread may look at s */
+    if (w != NULL) {
+        Py_BEGIN_ALLOW_THREADS /* the result is reported from here: a database round trip */
+            tk_host_worker_done(w, step);
+        Py_END_ALLOW_THREADS
+    }
     Py_RETURN_NONE;
 }
 

@@ -17,10 +17,11 @@
  * the wait's `interrupted` flag and ends the waits in progress (tk_host_worker_wake), and the
  * woken thread sees the flag. An interrupt that lands between the flag check and the start of
  * tk_host_worker_next() is not seen by that wake, so the wait is still cut into slices of
- * NEXT_SLICE_MS, which bound how late such an interrupt can be (the slices cost nothing
- * extra: libtasker's wait re-checks its clock every second anyway). Everything else runs with
- * the GVL held (the calls are short and never wait for Ruby). Documents cross as Ruby objects
- * converted from and to jansson values here: no JSON text is written or parsed per step.
+ * NEXT_SLICE_MS, which bound how late such an interrupt can be (one wake-up a second costs
+ * nothing that matters). Handing a step back (#done) reports its result, so it releases the
+ * GVL too. Everything else runs with the GVL held (the calls are short and never wait for
+ * Ruby). Documents cross as Ruby objects converted from and to jansson values here: no JSON
+ * text is written or parsed per step.
  *
  * Stopping safely: tk_host_worker_stop() frees the worker, so no thread may be inside
  * tk_host_worker_next() then. Worker#close and #stop close the host worker
@@ -676,19 +677,35 @@ static tk_step_t *get_step(VALUE self)
     return rs->step;
 }
 
-/* done(step): hand the step back (a step without an outcome fails as handler_error). */
+typedef struct done_call_s {
+    tk_host_worker_t *w;
+    tk_step_t *step;
+} done_call_t;
+
+static void *done_nogvl(void *arg)
+{
+    done_call_t *c = arg;
+    tk_host_worker_done(c->w, c->step);
+    return NULL;
+}
+
+/* done(step): hand the step back and report its result (a step without an outcome fails as
+ * handler_error), without the GVL: it is a database round trip. The runtime keeps the host
+ * worker for as long as a step is out (#stop waits for it, or leaves the worker allocated),
+ * so rw->w read under the lock stays usable after it is released. */
 static VALUE worker_done(VALUE self, VALUE step)
 {
     rb_worker_t *rw = get_worker(self);
     rb_step_t *rs = get_step_data(step);
     if (rs->step == NULL)
         return Qnil;
-    tk_step_t *s = rs->step;
+    done_call_t c = {.step = rs->step};
     rs->step = NULL;
     pthread_mutex_lock(&rw->lock);
-    if (rw->w != NULL)
-        tk_host_worker_done(rw->w, s);
+    c.w = rw->w;
     pthread_mutex_unlock(&rw->lock);
+    if (c.w != NULL)
+        rb_thread_call_without_gvl(done_nogvl, &c, NULL, NULL);
     return Qnil;
 }
 
