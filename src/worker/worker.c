@@ -241,11 +241,16 @@ static void finish_job(tk_worker_t *w, job_t *job)
     tk_log_ids_t ids = {tk_step_correlation_id(step), tk_step_task_uuid(step), tk_step_uuid(step)};
     pthread_mutex_lock(&w->lock);
     bool abandoned = job->state == JOB_ABANDONED;
-    /* continuation: the ready children, as many as there are free places (this job's too) */
-    int max_next = w->stopping ? 0 : w->o.max_concurrent - (w->queued + w->running) + 1;
-    pthread_mutex_unlock(&w->lock);
+    /* continuation: the ready children, as many as there are free places, counting this
+     * job's (at least one: this thread runs it next, whatever other jobs came in meanwhile) */
+    int max_next = w->o.max_concurrent - (w->queued + w->running) + 1;
+    if (max_next < 1)
+        max_next = 1;
     if (max_next > w->o.batch_size)
         max_next = w->o.batch_size;
+    if (w->stopping)
+        max_next = 0;
+    pthread_mutex_unlock(&w->lock);
     if (!abandoned) {
         char *result = tk_step_result_json(step, w->worker_id);
         if (result != NULL) {
