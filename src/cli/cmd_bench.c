@@ -76,12 +76,14 @@ static void usage(FILE *out, int suite)
         fprintf(out, "Usage: tasker bench %s [options]\n\n%s\n", suites[suite].name,
                 suites[suite].help);
     else
-        fprintf(out, "Usage: tasker bench <suite> [options]\n"
+        fprintf(out, "Usage: tasker bench <suite>[,<suite>...] [options]\n"
                      "       tasker bench compare BASE.json NEW.json\n"
                      "\n"
                      "Measure tasker on this machine and print the seed's tables (Tasker's\n"
                      "lifecycle performance baseline) with our figures beside the seed's and\n"
                      "as multiples of this machine's floor. Results also go to a JSON file.\n"
+                     "A comma list (e.g. sql,e2e) runs those suites, in the order below, in\n"
+                     "one process on one database server, as all does.\n"
                      "\n"
                      "Suites:\n");
     if (suite < 0)
@@ -125,6 +127,31 @@ static int find_suite(const char *name)
         if (strcmp(suites[i].name, name) == 0)
             return i;
     return -1;
+}
+
+/* Marks in run[] the suites `list` names: a comma list such as "sql,e2e", or "all" alone for
+ * every suite. False when a name is unknown, "all" is inside a list, or the list is empty. */
+static bool parse_suite_list(const char *list, bool run[NSUITES])
+{
+    memset(run, 0, sizeof(bool) * NSUITES);
+    if (strcmp(list, "all") == 0) {
+        for (int i = 0; i < NSUITES - 1; i++)
+            run[i] = true;
+        return true;
+    }
+    char copy[256];
+    if (snprintf(copy, sizeof(copy), "%s", list) >= (int)sizeof(copy))
+        return false;
+    char *save = NULL;
+    int n = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        int i = find_suite(tok);
+        if (i < 0 || strcmp(tok, "all") == 0)
+            return false;
+        run[i] = true;
+        n++;
+    }
+    return n > 0;
 }
 
 static bool parse_count(const char *opt, const char *text, int min, int max, int *out)
@@ -195,14 +222,13 @@ static void describe_url(const char *url, char *buf, size_t size)
     PQconninfoFree(opts);
 }
 
-static int run_suites(tk_bench_t *b, const char *suite, const char *json_path)
+static int run_suites(tk_bench_t *b, const bool run[NSUITES], const char *json_path)
 {
-    static const char *const order[] = {"floor", "sql", "notify", "e2e", "throughput"};
-    const char *selected[5];
+    const char *selected[NSUITES];
     int nselected = 0;
-    for (int i = 0; i < 5; i++)
-        if (strcmp(suite, "all") == 0 || strcmp(suite, order[i]) == 0)
-            selected[nselected++] = order[i];
+    for (int i = 0; i < NSUITES - 1; i++) /* the table's order is the run order; "all" last */
+        if (run[i])
+            selected[nselected++] = suites[i].name;
     if (tk_bench_prepare_run_db(b, selected, nselected) != TK_OK)
         return TK_CLI_EXIT_FAIL;
     int failed = 0;
@@ -339,6 +365,7 @@ int tk_cmd_bench(int argc, char **argv)
     int status = TK_CLI_EXIT_USAGE;
     const char *suite = optind < argc ? argv[optind] : NULL;
     int si = suite ? find_suite(suite) : -1;
+    bool run[NSUITES];
     if (!ok) {
         /* already reported */
     } else if (help) {
@@ -354,8 +381,9 @@ int tk_cmd_bench(int argc, char **argv)
             status = tk_bench_compare(argv[optind + 1], argv[optind + 2], stdout) == 0
                          ? TK_CLI_EXIT_OK
                          : TK_CLI_EXIT_FAIL;
-    } else if (si < 0) {
-        tk_cli_usage_error("bench", "unknown suite \"%s\"", suite);
+    } else if (!parse_suite_list(suite, run)) {
+        tk_cli_usage_error("bench", "unknown suite \"%s\" (a suite, a comma list of them, or all)",
+                           suite);
     } else if (optind + 1 < argc) {
         tk_cli_usage_error("bench", "unexpected argument \"%s\"", argv[optind + 1]);
     } else {
@@ -399,7 +427,7 @@ int tk_cmd_bench(int argc, char **argv)
             o.database_label = label;
             tk_bench_t b;
             if (tk_bench_init(&b, &o, url) == TK_OK)
-                status = run_suites(&b, suite, json_path);
+                status = run_suites(&b, run, json_path);
             else
                 tk_cli_fail("out of memory");
             tk_bench_free(&b);

@@ -33,6 +33,9 @@ for suite in floor sql notify e2e throughput all; do
 done
 expect "bench without suite" 2 "missing suite" -- "$T" bench
 expect "bench unknown suite" 2 'unknown suite "speed"' -- "$T" bench speed
+expect "bench unknown suite in a list" 2 'unknown suite "sql,speed"' -- "$T" bench sql,speed
+expect "bench all inside a list" 2 'unknown suite "all,e2e"' -- "$T" bench all,e2e
+expect "bench empty list" 2 'unknown suite ","' -- "$T" bench ,
 expect "bench bad option" 2 "Try 'tasker bench --help'" -- "$T" bench floor --frobnicate
 expect "bench bad --tasks" 2 "--tasks needs a number" -- "$T" bench sql --tasks many
 expect "bench bad --workflow" 2 "--workflow is linear or noop" -- "$T" bench throughput --workflow x
@@ -61,8 +64,13 @@ expect "bench sql --quick --tasks 200" 0 "get_step_transitive_dependencies" -- \
 check "sql output has the transitions" "$out" "scenario=4 (evaluating_results->complete)"
 check "sql JSON rows" "$dir/sql.json" '"function": "get_next_ready_tasks"'
 check "sql JSON dataset size" "$dir/sql.json" '"tasks": 200'
-expect "bench sql reuses the dataset" 0 "dataset reused" -- \
-    "$T" bench sql --quick --tasks 200 --iterations 10 --database-url "$db" --json "$dir/sql2.json"
+# a comma list runs its suites in one process, in the usual order whatever the list's
+expect "bench sql,floor reuses the dataset" 0 "dataset reused" -- \
+    "$T" bench sql,floor --quick --tasks 200 --iterations 10 --database-url "$db" \
+    --json "$dir/sql2.json"
+check "sql,floor output has the floor" "$out" "SELECT 1 round trip"
+check "sql,floor JSON names both suites in order" "$dir/sql2.json" '"floor",'
+check "sql,floor JSON has the sql rows" "$dir/sql2.json" '"function": "get_next_ready_tasks"'
 
 # e2e, a few rounds from the source tree (the rows' template paths are relative to it): the
 # C row alone, then with the Ruby row when its binding is built, interleaved and paired.
