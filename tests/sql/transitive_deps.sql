@@ -124,3 +124,39 @@ BEGIN
     PERFORM test.eq(n, 0, 'unknown step: no rows');
 END
 $$;
+
+-- step_dependency_results (every claim and continuation runs it) walks the ancestors with one
+-- index probe per step and level, whatever plan the session's cache holds (0014): with nested
+-- loops made to look expensive, as a generic plan made from a young table's statistics may,
+-- the walk must still not read the whole edge table. So its buffer count may grow with the
+-- depth of the indexes, not with their size, when a thousand more tasks (nine thousand more
+-- edges) are added (measured: 30 -> 45 buffers; with 0006's walk, 20 -> 427).
+CREATE FUNCTION test.walk_buffers(p_step uuid) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    p json;
+BEGIN
+    PERFORM tasker.step_dependency_results(p_step); -- plans it (catalog reads not counted)
+    EXECUTE 'EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT tasker.step_dependency_results($1)'
+        USING p_step INTO p;
+    RETURN (p->0->'Plan'->>'Shared Hit Blocks')::integer
+           + (p->0->'Plan'->>'Shared Read Blocks')::integer;
+END
+$$;
+SET enable_nestloop = off;
+SET plan_cache_mode = force_generic_plan;
+DO $$
+DECLARE
+    t uuid := test.make_shape('tree');
+    before integer := test.walk_buffers(test.step(t, 'final'));
+    after integer;
+BEGIN
+    PERFORM test.make_shape('tree') FROM generate_series(1, 1000);
+    after := test.walk_buffers(test.step(t, 'final'));
+    IF after > 2 * before THEN
+        RAISE EXCEPTION 'the ancestor walk read % buffers with 1,001 tasks, % with one: it scans the edges',
+            after, before;
+    END IF;
+END
+$$;
+RESET enable_nestloop;
+RESET plan_cache_mode;
