@@ -197,3 +197,38 @@ BEGIN
     PERFORM test.eq((SELECT count(*) FROM tasker.tasks WHERE context ? 'big'), 1000::bigint,
                     '1000 tasks');
 END $$;
+
+-- Creation looks each step name up by index, whatever plan the session's cache holds (0015):
+-- with nested loops made to look expensive, as a generic plan made from a young table's
+-- statistics may, a creation must still not read every registered step name. So its buffer
+-- count may grow with the depth of named_steps' index, not with its size, when five
+-- thousand more names are registered (measured: 175 -> 182 buffers; with 0013's create_task_row,
+-- 168 -> 1183).
+CREATE FUNCTION pg_temp.create_buffers() RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    p json;
+BEGIN
+    PERFORM tasker.create_task(pg_temp.req('cb', 'chain', jsonb_build_object('r', random())), false);
+    EXECUTE 'EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT tasker.create_task($1, false)'
+        USING pg_temp.req('cb', 'chain', jsonb_build_object('r', random())) INTO p;
+    RETURN (p->0->'Plan'->>'Shared Hit Blocks')::integer
+           + (p->0->'Plan'->>'Shared Read Blocks')::integer;
+END
+$$;
+SET enable_nestloop = off;
+SET plan_cache_mode = force_generic_plan;
+DO $$
+DECLARE
+    before integer := pg_temp.create_buffers();
+    after integer;
+BEGIN
+    INSERT INTO tasker.named_steps (name) SELECT 'filler_' || g FROM generate_series(1, 5000) g;
+    after := pg_temp.create_buffers();
+    IF after > before * 3 / 2 THEN
+        RAISE EXCEPTION 'a creation read % buffers with 5,000 more step names, % before: it scans the names',
+            after, before;
+    END IF;
+END
+$$;
+RESET enable_nestloop;
+RESET plan_cache_mode;
