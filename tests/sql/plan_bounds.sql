@@ -1,0 +1,98 @@
+-- plan_bounds.sql - a task's whole life on the hot path reads about as many buffers with
+-- thousands of other tasks in the tables as with none, even when every statement was planned
+-- against near-empty tables and the planner was steered away from nested loops.
+--
+-- Workers and servers keep one generic plan per statement and session (0008). A plan made
+-- while a table was small may read the whole table (a hash or merge join over a full index
+-- scan, which enable_seqscan = off allows), and keeps doing so as the table grows: 0014 to
+-- 0016 fixed such plans, one of which had slowed workers by 1-2 ms per step. Here the plans
+-- are made by a first task on near-empty tables with nested loops disabled; then a task's
+-- buffers are measured beside 500 other tasks and again beside 3,000. Index probes cost
+-- about the same at both sizes (the indexes are as deep); a scan of a grown table would cost
+-- six times as much. Measured: 847 buffers alone, 1128 beside 500, 1208 beside 3,000; with
+-- the functions as they were before 0014, 802, 3654 and 15845.
+
+-- every plan of this session is made under these settings, from near-empty tables
+SET enable_nestloop = off;
+SET plan_cache_mode = force_generic_plan;
+
+CREATE FUNCTION pg_temp.step(p_name text, p_deps text[] DEFAULT '{}') RETURNS jsonb
+LANGUAGE sql AS $$
+    SELECT jsonb_build_object('name', p_name, 'dependencies', to_jsonb(p_deps),
+                              'handler', jsonb_build_object('callable', 'test.' || p_name))
+$$;
+
+CREATE FUNCTION pg_temp.request(p_ns text) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_object('namespace', p_ns, 'name', 'diamond', 'version', '1.0.0',
+                              'context', jsonb_build_object('r', random()), 'initiator', 'test')
+$$;
+
+-- One diamond task of namespace pb through the worker's path: created as the server creates
+-- it (uuid given), its root claimed from the queue, every step completed with continuation
+-- (the children come back claimed), then read as a wait_ms response. Returns the final state.
+CREATE FUNCTION pg_temp.lifecycle() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    t uuid := gen_random_uuid();
+    todo uuid[];
+    step uuid;
+    r record;
+    state text;
+BEGIN
+    PERFORM tasker.create_task(pg_temp.request('pb'), false, t);
+    SELECT array_agg(s.step_uuid) INTO todo
+    FROM tasker.claim_steps('{worker_pb_queue}', NULL, 10, 'w1', 30) s;
+    WHILE cardinality(todo) > 0 LOOP
+        step := todo[1];
+        todo := todo[2:];
+        FOR r IN SELECT * FROM tasker.complete_step(
+                     step, 'w1', jsonb_build_object('step_uuid', step, 'success', true,
+                                                    'status', 'completed', 'result', '{}'::jsonb),
+                     ROW(0, 2.0, 60.0, 0.0)::tasker.backoff_policy, '{worker_pb_queue}', NULL, 4, 30)
+        LOOP
+            IF r.step_uuid IS NOT NULL THEN
+                todo := todo || r.step_uuid;
+            END IF;
+        END LOOP;
+    END LOOP;
+    SELECT response->>'status' INTO state FROM tasker.task_response_if_done(t, true);
+    RETURN state;
+END
+$$;
+
+CREATE FUNCTION pg_temp.lifecycle_buffers() RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    p json;
+BEGIN
+    EXECUTE 'EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT pg_temp.lifecycle()' INTO p;
+    RETURN (p->0->'Plan'->>'Shared Hit Blocks')::integer
+           + (p->0->'Plan'->>'Shared Read Blocks')::integer;
+END
+$$;
+
+DO $$
+BEGIN
+    PERFORM tasker.register_template(jsonb_build_object('name', 'diamond', 'namespace_name', ns,
+        'version', '1.0.0', 'steps', jsonb_build_array(pg_temp.step('a'), pg_temp.step('b', '{a}'),
+        pg_temp.step('c', '{a}'), pg_temp.step('d', '{b,c}'))))
+    FROM unnest(ARRAY['pb', 'pb_other']) ns;
+    ASSERT pg_temp.lifecycle() = 'complete', 'the lifecycle completes a task';
+END $$;
+
+DO $$
+DECLARE
+    planned integer := pg_temp.lifecycle_buffers(); -- makes this session's plans
+    beside_500 integer;
+    beside_3000 integer;
+BEGIN
+    -- other tasks, queued in another namespace: more tasks, steps, edges, history, messages
+    PERFORM tasker.create_task(pg_temp.request('pb_other'), false) FROM generate_series(1, 500);
+    beside_500 := pg_temp.lifecycle_buffers();
+    PERFORM tasker.create_task(pg_temp.request('pb_other'), false) FROM generate_series(1, 2500);
+    beside_3000 := pg_temp.lifecycle_buffers();
+    IF beside_3000 > beside_500 * 5 / 4 THEN
+        RAISE EXCEPTION 'a task''s life read % buffers beside 3,000 other tasks, % beside 500 (% alone): a plan scans a table',
+            beside_3000, beside_500, planned;
+    END IF;
+END $$;
+RESET enable_nestloop;
+RESET plan_cache_mode;
