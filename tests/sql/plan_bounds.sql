@@ -15,6 +15,7 @@
 -- every plan of this session is made under these settings, from near-empty tables
 SET enable_nestloop = off;
 SET plan_cache_mode = force_generic_plan;
+\ir lib/fixtures.sql
 
 CREATE FUNCTION pg_temp.step(p_name text, p_deps text[] DEFAULT '{}') RETURNS jsonb
 LANGUAGE sql AS $$
@@ -59,16 +60,6 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION pg_temp.lifecycle_buffers() RETURNS integer LANGUAGE plpgsql AS $$
-DECLARE
-    p json;
-BEGIN
-    EXECUTE 'EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT pg_temp.lifecycle()' INTO p;
-    RETURN (p->0->'Plan'->>'Shared Hit Blocks')::integer
-           + (p->0->'Plan'->>'Shared Read Blocks')::integer;
-END
-$$;
-
 DO $$
 BEGIN
     PERFORM tasker.register_template(jsonb_build_object('name', 'diamond', 'namespace_name', ns,
@@ -80,15 +71,15 @@ END $$;
 
 DO $$
 DECLARE
-    planned integer := pg_temp.lifecycle_buffers(); -- makes this session's plans
+    planned integer := test.buffers('SELECT pg_temp.lifecycle()'); -- makes this session's plans
     beside_500 integer;
     beside_3000 integer;
 BEGIN
     -- other tasks, queued in another namespace: more tasks, steps, edges, history, messages
     PERFORM tasker.create_task(pg_temp.request('pb_other'), false) FROM generate_series(1, 500);
-    beside_500 := pg_temp.lifecycle_buffers();
+    beside_500 := test.buffers('SELECT pg_temp.lifecycle()');
     PERFORM tasker.create_task(pg_temp.request('pb_other'), false) FROM generate_series(1, 2500);
-    beside_3000 := pg_temp.lifecycle_buffers();
+    beside_3000 := test.buffers('SELECT pg_temp.lifecycle()');
     IF beside_3000 > beside_500 * 5 / 4 THEN
         RAISE EXCEPTION 'a task''s life read % buffers beside 3,000 other tasks, % beside 500 (% alone): a plan scans a table',
             beside_3000, beside_500, planned;

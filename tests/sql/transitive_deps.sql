@@ -132,14 +132,9 @@ $$;
 -- depth of the indexes, not with their size, when a thousand more tasks (nine thousand more
 -- edges) are added (measured: 30 -> 45 buffers; with 0006's walk, 20 -> 427).
 CREATE FUNCTION test.walk_buffers(p_step uuid) RETURNS integer LANGUAGE plpgsql AS $$
-DECLARE
-    p json;
 BEGIN
     PERFORM tasker.step_dependency_results(p_step); -- plans it (catalog reads not counted)
-    EXECUTE 'EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT tasker.step_dependency_results($1)'
-        USING p_step INTO p;
-    RETURN (p->0->'Plan'->>'Shared Hit Blocks')::integer
-           + (p->0->'Plan'->>'Shared Read Blocks')::integer;
+    RETURN test.buffers(format('SELECT tasker.step_dependency_results(%L)', p_step));
 END
 $$;
 SET enable_nestloop = off;

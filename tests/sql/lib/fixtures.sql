@@ -37,6 +37,8 @@
 --   test.expect_error(sql, sqlstate, what) run sql; raise unless it fails with that SQLSTATE
 --                                          (the statement's effects are rolled back)
 --   test.ready_names(task) -> text        the task's ready steps, sorted, comma-separated
+--   test.buffers(sql) -> integer          shared buffers (hit + read) that one run of the
+--                                          statement sql uses, nested calls included
 
 CREATE SCHEMA test;
 
@@ -247,4 +249,14 @@ RETURNS text LANGUAGE sql VOLATILE AS $$
     SELECT coalesce(string_agg(name, ',' ORDER BY name COLLATE "C")
                         FILTER (WHERE ready_for_execution), '')
     FROM tasker.get_step_readiness_status(p_task)
+$$;
+
+CREATE FUNCTION test.buffers(p_sql text) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    p json;
+BEGIN
+    EXECUTE 'EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ' || p_sql INTO p;
+    RETURN (p->0->'Plan'->>'Shared Hit Blocks')::integer
+           + (p->0->'Plan'->>'Shared Read Blocks')::integer;
+END
 $$;
