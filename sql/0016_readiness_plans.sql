@@ -1,9 +1,9 @@
--- 0016_readiness_plans.sql - readiness and the edge guard probe by key, whatever plan a session holds.
+-- 0016_readiness_plans.sql - readiness, the edge guard, continuation, the task lock and the claim probe by key.
 --
 -- tests/sql/plan_bounds.sql plans a task's whole life with nested loops steered away (as a
--- generic plan made from a young table's statistics may be) and checks that it reads about
--- as many buffers beside 2,000 other tasks as beside none. Past 0014 and 0015 it still found
--- two joins that read whole tables once planned that way:
+-- generic plan made from a young table's statistics may be) and checks that the task reads
+-- about as many buffers beside 3,000 other tasks as beside 500. Past 0014 and 0015 it still
+-- found these joins that read whole tables once planned that way:
 -- * step_readiness, behind evaluate_task (every complete_step), task_response and the
 --   readiness functions: each step's parents were joined to workflow_steps, which a hash
 --   join read in full, for every step of the task (113 of 116 buffers per evaluation);

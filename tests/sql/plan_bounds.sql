@@ -71,7 +71,7 @@ END $$;
 
 DO $$
 DECLARE
-    planned integer := test.buffers('SELECT pg_temp.lifecycle()'); -- makes this session's plans
+    planned integer := test.buffers('SELECT pg_temp.lifecycle()'); -- plans made above, alone
     beside_500 integer;
     beside_3000 integer;
 BEGIN
