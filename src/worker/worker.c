@@ -55,6 +55,11 @@ typedef struct job_s {
     struct job_s *flight_prev, *flight_next; /* claimed and not yet reported */
 } job_t;
 
+/* A run queue: jobs claimed and waiting for a thread, in order. */
+typedef struct run_queue_s {
+    job_t *head, *tail;
+} run_queue_t;
+
 struct tk_worker_s {
     tk_worker_opts_t o;
     char *database_url;
@@ -68,14 +73,14 @@ struct tk_worker_s {
     pthread_mutex_t lock;
     pthread_cond_t job_ready;
     pthread_cond_t thread_exit;
-    job_t *head, *tail; /* run queue */
-    job_t *flight;      /* in-flight list */
+    run_queue_t pool_jobs; /* run queue of the handler pool */
+    run_queue_t host_jobs; /* run queue of the host's threads */
+    job_t *flight;         /* in-flight list */
     int queued, running;
-    job_t *host_head, *host_tail; /* run queue of the host's threads */
-    pthread_cond_t host_ready;    /* CLOCK_MONOTONIC */
-    int host_running;             /* of `running`, with a host thread */
-    uint64_t host_wake_gen;       /* incremented by tk_worker_host_wake() */
-    bool host_closed;             /* tk_worker_host_close() */
+    pthread_cond_t host_ready; /* CLOCK_MONOTONIC */
+    int host_running;          /* of `running`, with a host thread */
+    uint64_t host_wake_gen;    /* incremented by tk_worker_host_wake() */
+    bool host_closed;          /* tk_worker_host_close() */
     int threads, target_threads;
     bool stopping;
     int wake_fd;
@@ -292,23 +297,51 @@ static void finish_job(tk_worker_t *w, job_t *job)
     job_free(job);
 }
 
+/* Queue a job at the back of q, or at the front (lock held). */
+static void queue_push(run_queue_t *q, job_t *job, bool front)
+{
+    job->next = NULL;
+    if (front) {
+        job->next = q->head;
+        q->head = job;
+        if (q->tail == NULL)
+            q->tail = job;
+    } else {
+        if (q->tail != NULL)
+            q->tail->next = job;
+        else
+            q->head = job;
+        q->tail = job;
+    }
+}
+
+/* Take the first job of q, if any, mark it running and start its clock (lock held). */
+static job_t *start_next_job(tk_worker_t *w, run_queue_t *q)
+{
+    job_t *job = q->head;
+    if (job == NULL)
+        return NULL;
+    q->head = job->next;
+    if (q->head == NULL)
+        q->tail = NULL;
+    w->queued--;
+    w->running++;
+    w->host_running += job->host;
+    job->state = JOB_RUNNING;
+    job->deadline_ms = tk_clock_ms() + job->timeout_ms;
+    return job;
+}
+
 static void *handler_thread(void *arg)
 {
     tk_worker_t *w = arg;
     pthread_mutex_lock(&w->lock);
     for (;;) {
-        while (w->head == NULL && !w->stopping && w->threads <= w->target_threads)
+        while (w->pool_jobs.head == NULL && !w->stopping && w->threads <= w->target_threads)
             pthread_cond_wait(&w->job_ready, &w->lock);
-        if (w->threads > w->target_threads || (w->head == NULL && w->stopping))
+        if (w->threads > w->target_threads || (w->pool_jobs.head == NULL && w->stopping))
             break;
-        job_t *job = w->head;
-        w->head = job->next;
-        if (w->head == NULL)
-            w->tail = NULL;
-        w->queued--;
-        w->running++;
-        job->state = JOB_RUNNING;
-        job->deadline_ms = tk_clock_ms() + job->timeout_ms;
+        job_t *job = start_next_job(w, &w->pool_jobs);
         pthread_mutex_unlock(&w->lock);
         run_job(w, job);
         pthread_mutex_lock(&w->lock);
@@ -524,20 +557,7 @@ static int take_claimed(tk_worker_t *w, const PGresult *res, const job_t *report
         atomic_fetch_add(&w->claimed, 1);
         pthread_mutex_lock(&w->lock);
         job->state = JOB_QUEUED;
-        job_t **head = job->host ? &w->host_head : &w->head;
-        job_t **tail = job->host ? &w->host_tail : &w->tail;
-        if (front) {
-            job->next = *head;
-            *head = job;
-            if (*tail == NULL)
-                *tail = job;
-        } else {
-            if (*tail != NULL)
-                (*tail)->next = job;
-            else
-                *head = job;
-            *tail = job;
-        }
+        queue_push(job->host ? &w->host_jobs : &w->pool_jobs, job, front);
         w->queued++;
         flight_add(w, job);
         if (!front || job->host != reporter->host || kept_one)
@@ -636,30 +656,14 @@ static void *dispatcher_thread(void *arg)
 
 /* --- host threads --------------------------------------------------------------------------- */
 
-/* Take the first job of the host queue and start its clock (lock held). */
-static job_t *take_host_job(tk_worker_t *w)
-{
-    job_t *job = w->host_head;
-    if (job == NULL)
-        return NULL;
-    w->host_head = job->next;
-    if (w->host_head == NULL)
-        w->host_tail = NULL;
-    w->queued--;
-    w->running++;
-    w->host_running++;
-    job->state = JOB_RUNNING;
-    job->deadline_ms = tk_clock_ms() + job->timeout_ms;
-    return job;
-}
-
 int tk_worker_host_next(tk_worker_t *w, int timeout_ms, tk_step_t **step)
 {
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : tk_clock_ms() + timeout_ms;
     *step = NULL;
     pthread_mutex_lock(&w->lock);
     uint64_t gen = w->host_wake_gen;
-    while (w->host_head == NULL && !w->stopping && !w->host_closed && w->host_wake_gen == gen) {
+    while (w->host_jobs.head == NULL && !w->stopping && !w->host_closed &&
+           w->host_wake_gen == gen) {
         if (timeout_ms < 0) {
             pthread_cond_wait(&w->host_ready, &w->lock);
             continue;
@@ -673,12 +677,12 @@ int tk_worker_host_next(tk_worker_t *w, int timeout_ms, tk_step_t **step)
     int rc = TK_ETIMEDOUT;
     if (w->stopping || w->host_closed) {
         rc = TK_ESHUTDOWN;
-    } else if (w->host_head != NULL && w->host_wake_gen == gen) {
-        job_t *job = take_host_job(w);
+    } else if (w->host_jobs.head != NULL && w->host_wake_gen == gen) {
+        job_t *job = start_next_job(w, &w->host_jobs);
         tk_step_mark_started(job->step);
         *step = job->step;
         rc = TK_OK;
-    } else if (w->host_head != NULL) {
+    } else if (w->host_jobs.head != NULL) {
         pthread_cond_signal(&w->host_ready); /* woken: leave the step to another waiter */
     }
     pthread_mutex_unlock(&w->lock);
@@ -715,7 +719,7 @@ static void fail_queued_host_jobs(tk_worker_t *w)
 {
     for (;;) {
         pthread_mutex_lock(&w->lock);
-        job_t *job = take_host_job(w);
+        job_t *job = start_next_job(w, &w->host_jobs);
         pthread_mutex_unlock(&w->lock);
         if (job == NULL)
             return;
