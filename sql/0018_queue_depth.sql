@@ -12,8 +12,9 @@
 --   part of the (queue_name, msg_id) index, which stops after p_limit messages; the oldest
 --   p_limit of what the queues gave are taken. That index is now the primary key and the
 --   only one: with statistics of a few equal queues, a plan walked the msg_id index through
---   every queue's messages instead (120 buffers for an empty queue behind 5,000 others). A claim across k queues may lock up
---   to k * p_limit messages until it commits; the ones it does not take stay queued.
+--   every queue's messages instead (120 buffers for an empty queue behind 5,000 others). A
+--   claim across k queues may lock up to k * p_limit messages until it commits; the ones it
+--   does not take stay queued.
 -- * tasker_mq.read and tasker_mq.pop (0004), and process_step_results (0006), the
 --   orchestrator's pass: the picked messages were joined back to the table, a nested loop
 --   over the whole of messages_pkey when planned on an empty table (379 buffers for one
