@@ -65,7 +65,8 @@ bool tk_mq_queue_name_valid(const char *queue);
 int tk_mq_create(tk_conn_t *c, const char *queue, tk_error_t *err);
 
 /* Drop `queue` with its messages and its archive. *existed (may be NULL) tells whether it
- * existed; dropping a missing queue is not an error. */
+ * existed; dropping a missing queue is not an error. It waits for sends in flight, and every
+ * queue's writers wait for it until the caller's transaction ends (sql/0020). */
 int tk_mq_drop(tk_conn_t *c, const char *queue, bool *existed, tk_error_t *err);
 
 /* Send one message (JSON text, required) that becomes visible after delay_s >= 0 seconds.

@@ -1,10 +1,10 @@
 /*
  * test_mq.c - the tasker_mq C client (src/mq/mq.h) and the LISTEN/NOTIFY listener
  * (src/mq/listener.h) against PostgreSQL: visibility timeouts and redelivery, delete/archive,
- * batches, metrics, purge, pop, SKIP LOCKED between concurrent readers, error mapping, and
- * wake-ups (namespaces, no lost events, reconnect after the backend is killed and after a
- * server restart). Timeouts are generous for "should wake" and short for "should not wake":
- * the tests assert behaviour, not speed.
+ * batches, metrics, purge, pop, SKIP LOCKED between concurrent readers, error mapping,
+ * drop_queue against concurrent sends, and wake-ups (namespaces, no lost events, reconnect
+ * after the backend is killed and after a server restart). Timeouts are generous for "should
+ * wake" and short for "should not wake": the tests assert behaviour, not speed.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -542,6 +542,71 @@ static void test_missing_queue_is_not_found(void **state)
     tk_conn_close(c);
 }
 
+/* True if the query sent on pg is still running after ms (it waits for a lock). */
+static bool still_running(PGconn *pg, int ms)
+{
+    for (int waited = 0; waited < ms; waited += 10) {
+        if (!PQconsumeInput(pg))
+            fail_msg("consume: %s", PQerrorMessage(pg));
+        if (!PQisBusy(pg))
+            return false;
+        tk_sleep_ms(10);
+    }
+    return true;
+}
+
+/* The result of the query sent on pg (blocking); the caller clears it. */
+static PGresult *sent_result(PGconn *pg)
+{
+    PGresult *res = PQgetResult(pg), *extra;
+    while ((extra = PQgetResult(pg)) != NULL)
+        PQclear(extra);
+    if (res == NULL)
+        fail_msg("no result: %s", PQerrorMessage(pg));
+    return res;
+}
+
+/* Sends take no lock on their queue's row (sql/0020), so drop_queue locks the message table
+ * instead: a send in flight when the queue is dropped finishes first and its message goes
+ * with the queue; a send that starts while the drop is uncommitted waits, then fails with
+ * the missing queue's error. Either way no message outlives its queue. */
+static void test_drop_queue_and_concurrent_sends(void **state)
+{
+    (void)state;
+    tk_conn_t *a = open_conn(), *b = open_conn();
+    PGconn *pa = tk_conn_pg(a), *pb = tk_conn_pg(b);
+    tk_error_t err;
+    int64_t id = 0;
+    const char *count_sql = "SELECT count(*) FROM tasker_mq.messages WHERE queue_name = $1";
+
+    create_queue(a, "q_drop_race");
+    exec_ok(a, "BEGIN");
+    assert_int_equal(tk_mq_send(a, "q_drop_race", "{}", 0, &id, &err), TK_OK);
+    assert_int_equal(PQsendQuery(pb, "SELECT tasker_mq.drop_queue('q_drop_race')"), 1);
+    assert_true(still_running(pb, NO_WAKE_MS));
+    exec_ok(a, "COMMIT");
+    PGresult *res = sent_result(pb);
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(res, 0, 0), "t");
+    PQclear(res);
+    assert_int_equal(count_of(a, count_sql, "q_drop_race"), 0);
+
+    create_queue(a, "q_drop_race");
+    exec_ok(b, "BEGIN");
+    exec_ok(b, "SELECT tasker_mq.drop_queue('q_drop_race')");
+    assert_int_equal(PQsendQuery(pa, "SELECT * FROM tasker_mq.send('q_drop_race', '{}'::jsonb, 0)"),
+                     1);
+    assert_true(still_running(pa, NO_WAKE_MS));
+    exec_ok(b, "COMMIT");
+    res = sent_result(pa);
+    assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(res, PG_DIAG_SQLSTATE), "23503");
+    PQclear(res);
+    assert_int_equal(count_of(a, count_sql, "q_drop_race"), 0);
+    tk_conn_close(a);
+    tk_conn_close(b);
+}
+
 static void test_invalid_arguments(void **state)
 {
     (void)state;
@@ -864,6 +929,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_readers_skip_locked),
         cmocka_unit_test(test_threads_get_each_message_once),
         cmocka_unit_test(test_missing_queue_is_not_found),
+        cmocka_unit_test(test_drop_queue_and_concurrent_sends),
         cmocka_unit_test(test_invalid_arguments),
         cmocka_unit_test(test_listener_wakes_on_send),
         cmocka_unit_test(test_listener_ignores_other_namespaces),

@@ -1,8 +1,8 @@
 -- queues.sql - the tasker_mq SQL layer (sql/0004_queues.sql) checked through SQL:
 -- queue_namespace / queue_channel (Tasker's naming rule), the queue name CHECK, send to a
--- missing queue, the notification payloads (including a batch too big to list its ids),
--- metrics / metrics_all / list_queues, and drop_queue. The C client has its own test
--- (tests/integration/test_mq.c).
+-- missing queue and the queue row a send leaves unlocked (sql/0020), the notification
+-- payloads (including a batch too big to list its ids), metrics / metrics_all / list_queues,
+-- and drop_queue. The C client has its own test (tests/integration/test_mq.c).
 
 -- Namespaces and channels.
 DO $$
@@ -45,16 +45,37 @@ BEGIN
 END
 $$;
 
--- Sending to a missing queue is a foreign-key violation (the C client maps it to
--- TK_ENOTFOUND).
+-- Sending to a missing queue raises foreign_key_violation (SQLSTATE 23503, which the C
+-- client maps to TK_ENOTFOUND) and leaves no message behind, one message or a batch.
 DO $$
 BEGIN
     BEGIN
         PERFORM tasker_mq.send('no_such_queue', '{}');
         RAISE EXCEPTION 'send to a missing queue succeeded';
     EXCEPTION WHEN foreign_key_violation THEN
+        ASSERT SQLERRM = 'queue "no_such_queue" does not exist', SQLERRM;
+    END;
+    BEGIN
+        PERFORM tasker_mq.send_batch('no_such_queue', ARRAY['{}'::jsonb, '{}'::jsonb]);
+        RAISE EXCEPTION 'send_batch to a missing queue succeeded';
+    EXCEPTION WHEN foreign_key_violation THEN
         NULL;
     END;
+    ASSERT NOT EXISTS (SELECT 1 FROM tasker_mq.messages WHERE queue_name = 'no_such_queue'),
+        'no message left for a missing queue';
+END
+$$;
+
+-- A send does not lock its queue's row (sql/0020: no foreign-key check): the row's xmax
+-- stays 0 after sends in this transaction, which a KEY SHARE lock would have set.
+DO $$
+BEGIN
+    PERFORM tasker_mq."create"('mq_nolock');
+    PERFORM tasker_mq.send('mq_nolock', '{}');
+    PERFORM tasker_mq.send_batch('mq_nolock', ARRAY['{}'::jsonb, '{}'::jsonb]);
+    ASSERT (SELECT xmax::text FROM tasker_mq.queues WHERE queue_name = 'mq_nolock') = '0',
+        'a send locked its queue row';
+    PERFORM tasker_mq.drop_queue('mq_nolock');
 END
 $$;
 
