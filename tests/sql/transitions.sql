@@ -137,6 +137,43 @@ BEGIN
 END
 $$;
 
+-- Task: the guard runs after the UPDATE (sql/0021). The engine's functions record their path
+-- and set the timestamps themselves, so the trigger is not queued and the row is updated
+-- once; a direct UPDATE is checked, then the trigger sets the timestamps with a second
+-- update of the row. (pg_stat_xact_user_tables counts this transaction's row updates.)
+DO $$
+DECLARE
+    t uuid := test.make_task('{a}', p_created_at => now() - interval '1 hour');
+    before bigint;
+    updates bigint;
+BEGIN
+    -- (a BEFORE UPDATE row trigger would lock the row again on every state change)
+    PERFORM test.eq((SELECT count(*) FROM pg_trigger WHERE tgrelid = 'tasker.tasks'::regclass
+                     AND tgtype & (1 | 2 | 16) = (1 | 2 | 16)), 0::bigint,
+                    'no BEFORE UPDATE row trigger on tasks');
+    SELECT n_tup_upd INTO before FROM pg_stat_xact_user_tables WHERE relid = 'tasker.tasks'::regclass;
+    PERFORM test.eq(transition_task_state_atomic(t, 'pending', 'initializing'), true, 'engine path');
+    SELECT n_tup_upd - before INTO updates FROM pg_stat_xact_user_tables
+    WHERE relid = 'tasker.tasks'::regclass;
+    PERFORM test.eq(updates, 1::bigint, 'the engine path updates the task row once');
+    PERFORM test.eq((SELECT (state_entered_at, updated_at)::text FROM tasks WHERE task_uuid = t),
+                    (now(), now())::text, 'the engine path sets the timestamps');
+
+    UPDATE tasks SET state_entered_at = now() - interval '1 minute',
+                     updated_at = now() - interval '1 minute' WHERE task_uuid = t;
+    SELECT n_tup_upd INTO before FROM pg_stat_xact_user_tables WHERE relid = 'tasker.tasks'::regclass;
+    UPDATE tasks SET state = 'enqueuing_steps' WHERE task_uuid = t;
+    SELECT n_tup_upd - before INTO updates FROM pg_stat_xact_user_tables
+    WHERE relid = 'tasker.tasks'::regclass;
+    PERFORM test.eq(updates, 2::bigint, 'a direct UPDATE of the state is followed by the guard''s');
+    PERFORM test.eq((SELECT (state_entered_at, updated_at, completed_at)::text FROM tasks
+                     WHERE task_uuid = t), (now(), now(), NULL::timestamptz)::text,
+                    'the guard sets the timestamps of a direct UPDATE');
+    PERFORM test.expect_error(format('UPDATE tasker.tasks SET state = %L WHERE task_uuid = %L',
+                                     'complete', t), 'TK001', 'direct enqueuing_steps -> complete');
+END
+$$;
+
 -- Step: CAS, history, and the columns the trigger maintains.
 DO $$
 DECLARE
