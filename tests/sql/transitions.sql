@@ -259,6 +259,54 @@ BEGIN
 END
 $$;
 
+-- Step: the engine's two state changes per step, start_steps and complete_step's success,
+-- record their path and set the guard's columns themselves (sql/0022): the row is updated
+-- once each time, and no BEFORE UPDATE row trigger is left to lock it again first.
+DO $$
+DECLARE
+    t uuid := test.make_task('{s:enqueued}', p_created_at => now() - interval '1 hour',
+                             p_state => 'steps_in_process');
+    s uuid;
+    w record;
+    before bigint;
+    updates bigint;
+BEGIN
+    PERFORM test.eq((SELECT count(*) FROM pg_trigger
+                     WHERE tgrelid = 'tasker.workflow_steps'::regclass
+                       AND tgtype & (1 | 2 | 16) = (1 | 2 | 16)), 0::bigint,
+                    'no BEFORE UPDATE row trigger on workflow_steps');
+    s := test.step(t, 's');
+    UPDATE workflow_steps SET state_entered_at = now() - interval '1 hour',
+                              updated_at = now() - interval '1 hour' WHERE workflow_step_uuid = s;
+
+    SELECT n_tup_upd INTO before FROM pg_stat_xact_user_tables
+    WHERE relid = 'tasker.workflow_steps'::regclass;
+    PERFORM test.eq(tasker.start_steps(ARRAY[s], 'enqueued', 'w1', 60), ARRAY[s], 'started');
+    SELECT n_tup_upd - before INTO updates FROM pg_stat_xact_user_tables
+    WHERE relid = 'tasker.workflow_steps'::regclass;
+    PERFORM test.eq(updates, 1::bigint, 'start_steps updates the step once');
+    SELECT * INTO STRICT w FROM workflow_steps WHERE workflow_step_uuid = s;
+    PERFORM test.eq((w.state, w.state_entered_at, w.updated_at, w.lease_owner)::text,
+                    ('in_progress', now(), now(), 'w1')::text, 'start_steps sets the columns');
+
+    UPDATE workflow_steps SET state_entered_at = now() - interval '1 minute',
+                              updated_at = now() - interval '1 minute' WHERE workflow_step_uuid = s;
+    SELECT n_tup_upd INTO before FROM pg_stat_xact_user_tables
+    WHERE relid = 'tasker.workflow_steps'::regclass;
+    PERFORM test.eq((SELECT accepted FROM tasker.complete_step(s, 'w1', '{"success": true}',
+                                                                 NULL, '{}', '{}', 1, 60) LIMIT 1),
+                    true, 'completed');
+    SELECT n_tup_upd - before INTO updates FROM pg_stat_xact_user_tables
+    WHERE relid = 'tasker.workflow_steps'::regclass;
+    PERFORM test.eq(updates, 1::bigint, 'complete_step updates the step once');
+    SELECT * INTO STRICT w FROM workflow_steps WHERE workflow_step_uuid = s;
+    PERFORM test.eq((w.state, w.state_entered_at, w.updated_at, w.processed_at, w.lease_owner,
+                     w.lease_expires_at)::text,
+                    ('complete', now(), now(), now(), NULL::text, NULL::timestamptz)::text,
+                    'complete_step sets the columns and drops the lease');
+END
+$$;
+
 -- Step: forbidden pairs, wrong events and direct UPDATEs raise TK002.
 DO $$
 DECLARE
