@@ -347,3 +347,38 @@ BEGIN
                     'legal direct step UPDATE');
 END
 $$;
+
+-- The state columns accept exactly the states of the machines (every state named in
+-- task_state_transitions / step_state_transitions) and refuse anything else with their CHECK
+-- constraint (23514), whichever way the row is written (sql/0023).
+DO $$
+DECLARE
+    nt uuid := test.named_task();
+    t uuid := test.make_task('{s}');
+    s uuid := test.step(t, 's');
+    st text;
+    n integer := 0;
+BEGIN
+    FOR st IN SELECT from_state FROM task_state_transitions WHERE from_state IS NOT NULL
+              UNION SELECT to_state FROM task_state_transitions LOOP
+        INSERT INTO tasks (named_task_uuid, state, identity_hash, correlation_id)
+        VALUES (nt, st, 'state-' || st, gen_random_uuid());
+        n := n + 1;
+    END LOOP;
+    PERFORM test.eq(n, 12, 'twelve task states accepted');
+    PERFORM test.expect_error(format('INSERT INTO tasker.tasks (named_task_uuid, state, identity_hash, '
+                                     'correlation_id) VALUES (%L, %L, %L, gen_random_uuid())',
+                                     nt, 'Pending', 'state-bad'), '23514', 'task state Pending');
+    n := 0;
+    FOR st IN SELECT from_state FROM step_state_transitions WHERE from_state IS NOT NULL
+              UNION SELECT to_state FROM step_state_transitions LOOP
+        PERFORM test.set_step_state(s, st);
+        n := n + 1;
+    END LOOP;
+    PERFORM test.eq(n, 10, 'ten step states accepted');
+    PERFORM test.expect_error(format('SELECT test.set_step_state(%L::uuid, %L)', s, 'done'),
+                              '23514', 'step state done');
+    PERFORM test.expect_error(format('UPDATE tasker.tasks SET state = NULL WHERE task_uuid = %L', t),
+                              '23502', 'no task without a state');
+END
+$$;
