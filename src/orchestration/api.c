@@ -3,9 +3,11 @@
  *
  * Each handler validates its input, makes one SQL call through the pool, and sends the JSON
  * text the database built. wait_ms requests register with the task watch before they read
- * the task (before they create it, under a uuid made here, for POST /v1/tasks), then block on
- * it (no polling loop) until the task is terminal or time is up. POST /v1/tasks/batch creates
- * many tasks in one transaction (tasker.create_tasks), all or nothing, without wait_ms.
+ * the task (before they create it, under a uuid made here, for POST /v1/tasks), ask the
+ * database to announce the task's finish (tasks.notify_on_finish: only tasks someone waits
+ * for are announced, sql/0025), then block on it (no polling loop) until the task is
+ * terminal or time is up. POST /v1/tasks/batch creates many tasks in one transaction
+ * (tasker.create_tasks), all or nothing, without wait_ms.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -24,7 +26,8 @@
 #define POOL_WAIT_MS 5000
 
 static const tk_stmt_t create_stmt = {
-    "api_create", "SELECT tasker.create_task($1::jsonb, $2::boolean, $3::uuid)", 3, false};
+    "api_create", "SELECT tasker.create_task($1::jsonb, $2::boolean, $3::uuid, $4::boolean)", 4,
+    false};
 /* the body {"tasks": [...]} as sent (numbers keep their text); the answer and, for the log
  * line, the first task's ids */
 static const tk_stmt_t create_batch_stmt = {
@@ -34,7 +37,9 @@ static const tk_stmt_t create_batch_stmt = {
     1, false};
 static const tk_stmt_t task_stmt = {
     "api_task",
-    "SELECT terminal, response FROM tasker.task_response_if_done($1::uuid, $2::boolean)", 2, true};
+    "SELECT terminal, response FROM tasker.task_response_if_done($1::uuid, $2::boolean, "
+    "$3::boolean)",
+    3, true};
 static const tk_stmt_t list_stmt = {
     "api_list", "SELECT tasker.list_tasks($1, $2, $3, $4, $5::int, $6::int)", 6, true};
 static const tk_stmt_t cancel_stmt = {"api_cancel", "SELECT tasker.cancel_task($1::uuid)", 1,
@@ -216,7 +221,8 @@ static void send_task(tk_http_request_t *req, const char *task_uuid, int wait_ms
     for (;;) {
         bool last =
             waiter == NULL || tk_clock_ms() >= deadline || tk_task_watch_stopping(api->watch);
-        const char *params[] = {task_uuid, last ? "true" : "false"};
+        /* a look that will be followed by a wait asks for the task's finish notice */
+        const char *params[] = {task_uuid, last ? "true" : "false", last ? "false" : "true"};
         PGresult *res = query(req, &task_stmt, params);
         if (res == NULL)
             break;
@@ -342,9 +348,10 @@ static void create_task(tk_http_request_t *req)
         return;
     char new_uuid[TK_UUID_STR_LEN];
     tk_task_waiter_t *waiter = wait_ms > 0 ? register_new_task(api, new_uuid) : NULL;
-    /* a caller that waits gets the full task at the end: skip building it now */
+    /* a caller that waits gets the full task at the end: skip building it now; and it is
+     * told when the task finishes (notify_on_finish) */
     const char *params[] = {tk_http_body(req, NULL), wait_ms > 0 ? "false" : "true",
-                            waiter != NULL ? new_uuid : NULL};
+                            waiter != NULL ? new_uuid : NULL, waiter != NULL ? "true" : "false"};
     PGresult *res = query(req, &create_stmt, params);
     if (res == NULL) {
         tk_task_watch_unregister(api->watch, waiter);

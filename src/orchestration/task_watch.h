@@ -2,9 +2,10 @@
  * task_watch.h - lets HTTP requests wait for a task to finish (wait_ms) without polling.
  *
  * One thread LISTENs on channel "tasker_task_finished", which tasker.move_task notifies at
- * the commit that puts a task in a terminal state, and wakes the requests waiting for that
- * task. A request registers before it reads the task's state, so a notification can never
- * slip between the read and the wait. After a reconnect every waiter is woken (it re-reads
+ * the commit that puts a task in a terminal state when the task's notify_on_finish is set,
+ * and wakes the requests waiting for that task. A request registers before it sets that flag
+ * and reads the task's state (one call), so a notification can never slip between the read
+ * and the wait. After a reconnect every waiter is woken (it re-reads
  * the state): notifications sent while disconnected are lost.
  */
 #ifndef TK_ORCHESTRATION_TASK_WATCH_H
