@@ -11,10 +11,10 @@
  * the run's tasks every 100 ms until all are terminal; nobody waits on them one by one, so
  * they finish unannounced (sql/0025), as submitted work does in production. Throughput is N
  * (or N x steps) over the time from the first submission to the last completion (its
- * completed_at). Per-step latency under that
- * load comes from the steps' transition history afterwards: enqueued -> complete, split into
- * queued (enqueued -> in_progress), run (in_progress -> enqueued_for_orchestration: handler
- * and result) and orchestration (-> complete).
+ * completed_at). Per-step latency under that load comes from the steps' transition history
+ * afterwards: enqueued -> complete, split into queued (enqueued -> in_progress), run
+ * (in_progress -> enqueued_for_orchestration: handler and result) and orchestration
+ * (-> complete).
  */
 #include <pthread.h>
 #include <stdio.h>
