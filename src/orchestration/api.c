@@ -37,9 +37,12 @@ static const tk_stmt_t create_batch_stmt = {
     1, false};
 static const tk_stmt_t task_stmt = {
     "api_task",
-    "SELECT terminal, response FROM tasker.task_response_if_done($1::uuid, $2::boolean, "
-    "$3::boolean)",
-    3, true};
+    "SELECT terminal, response FROM tasker.task_response_if_done($1::uuid, $2::boolean)", 2, true};
+/* the same look, which first asks for the task's finish notice (tasks.notify_on_finish) */
+static const tk_stmt_t task_notice_stmt = {
+    "api_task_notice",
+    "SELECT terminal, response FROM tasker.task_response_if_done($1::uuid, $2::boolean, true)", 2,
+    true};
 static const tk_stmt_t list_stmt = {
     "api_list", "SELECT tasker.list_tasks($1, $2, $3, $4, $5::int, $6::int)", 6, true};
 static const tk_stmt_t cancel_stmt = {"api_cancel", "SELECT tasker.cancel_task($1::uuid)", 1,
@@ -207,23 +210,27 @@ static bool int_query(tk_http_request_t *req, const char *name, int min, int max
 /* Send the task, waiting first (up to wait_ms) for it to reach a terminal state. The full
  * response is built only once: when the task is done or the wait is over. `waiter`: the
  * caller's registration for this task, made before the task could finish and known not to
- * be finished yet (the first look is then skipped), or NULL (registered and looked at here).
- * It is unregistered. */
+ * be finished yet (the first look is then skipped), or NULL (registered and looked at here:
+ * that first look also asks for the task's finish notice, sql/0025). It is unregistered. */
 static void send_task(tk_http_request_t *req, const char *task_uuid, int wait_ms, int status,
                       tk_task_waiter_t *waiter)
 {
     tk_api_t *api = api_of(req);
     int64_t deadline = tk_clock_ms() + wait_ms;
-    if (waiter != NULL)
+    bool ask_notice = false; /* a caller's waiter is for a task created with its notice asked */
+    if (waiter != NULL) {
         tk_task_watch_wait(api->watch, waiter, deadline);
-    else if (wait_ms > 0 && api->watch != NULL)
+    } else if (wait_ms > 0 && api->watch != NULL) {
         waiter = tk_task_watch_register(api->watch, task_uuid);
+        ask_notice = true;
+    }
     for (;;) {
         bool last =
             waiter == NULL || tk_clock_ms() >= deadline || tk_task_watch_stopping(api->watch);
-        /* a look that will be followed by a wait asks for the task's finish notice */
-        const char *params[] = {task_uuid, last ? "true" : "false", last ? "false" : "true"};
-        PGresult *res = query(req, &task_stmt, params);
+        /* the first look that may be followed by a wait asks for the finish notice */
+        const char *params[] = {task_uuid, last ? "true" : "false"};
+        PGresult *res = query(req, ask_notice && !last ? &task_notice_stmt : &task_stmt, params);
+        ask_notice = false;
         if (res == NULL)
             break;
         if (PQgetisnull(res, 0, 0)) {
