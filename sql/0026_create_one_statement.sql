@@ -1,7 +1,7 @@
 -- 0026_create_one_statement.sql - a task's rows are written in one statement, and a waited
 -- task carries its notify_on_finish flag from the INSERT.
 --
--- create_task_row (0017) wrote a task in five statements: the task, its history, the steps
+-- create_task_row (0017) wrote a task in four statements: the task, its history, the steps
 -- with theirs, then the edges, which it found again by looking up every parent and child step
 -- by (task, named step). Here the task's history, the steps, their history and the edges are
 -- one statement: each step's UUID is made once, in `defs`, and an edge joins two rows of
