@@ -4,12 +4,6 @@
 
 \ir lib/fixtures.sql
 
-CREATE FUNCTION pg_temp.step(p_name text, p_deps text[] DEFAULT '{}') RETURNS jsonb
-LANGUAGE sql AS $$
-    SELECT jsonb_build_object('name', p_name, 'dependencies', to_jsonb(p_deps),
-                              'handler', jsonb_build_object('callable', 'test.' || p_name))
-$$;
-
 CREATE FUNCTION pg_temp.req(p_ns text, p_name text, p_context jsonb,
                             p_extra jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE sql AS $$
@@ -51,12 +45,13 @@ $$;
 DO $$
 BEGIN
     PERFORM tasker.register_template(jsonb_build_object('name', 'chain', 'namespace_name', 'cb',
-        'version', '1.0.0', 'steps', jsonb_build_array(pg_temp.step('a'), pg_temp.step('b', '{a}'))));
+        'version', '1.0.0', 'steps', jsonb_build_array(test.template_step('a'),
+                                                        test.template_step('b', '{a}'))));
     PERFORM tasker.register_template(jsonb_build_object('name', 'one', 'namespace_name', 'cb2',
-        'version', '1.0.0', 'steps', jsonb_build_array(pg_temp.step('only'))));
+        'version', '1.0.0', 'steps', jsonb_build_array(test.template_step('only'))));
     PERFORM tasker.register_template(jsonb_build_object('name', 'keyed', 'namespace_name', 'cb',
         'version', '1.0.0', 'identity_strategy', 'caller_provided',
-        'steps', jsonb_build_array(pg_temp.step('k'))));
+        'steps', jsonb_build_array(test.template_step('k'))));
 END $$;
 
 -- Results: one per request, in input order, with the shape of create_task(p, false); each

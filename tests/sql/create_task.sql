@@ -5,20 +5,14 @@
 
 \ir lib/fixtures.sql
 
-CREATE FUNCTION pg_temp.step(p_name text, p_deps text[] DEFAULT '{}') RETURNS jsonb
-LANGUAGE sql AS $$
-    SELECT jsonb_build_object('name', p_name, 'dependencies', to_jsonb(p_deps),
-                              'handler', jsonb_build_object('callable', 'test.' || p_name))
-$$;
-
 -- Two roots, a join of both, a redundant edge (d needs a and c, c needs a) and a step named
 -- before its parent: the edges must follow the names, not the positions.
 DO $$
 BEGIN
     PERFORM tasker.register_template(jsonb_build_object('name', 'shape', 'namespace_name', 'ct',
         'version', '1.0.0', 'steps', jsonb_build_array(
-            pg_temp.step('d', '{a, c}'), pg_temp.step('a'), pg_temp.step('b'),
-            pg_temp.step('c', '{a, b}'))));
+            test.template_step('d', '{a, c}'), test.template_step('a'), test.template_step('b'),
+            test.template_step('c', '{a, b}'))));
     PERFORM tasker.register_template(jsonb_build_object('name', 'empty', 'namespace_name', 'ct',
         'version', '1.0.0', 'steps', '[]'::jsonb));
 END $$;
@@ -36,7 +30,8 @@ BEGIN
         'namespace', 'ct', 'name', 'shape', 'version', '1.0.0', 'context', '{"n": 1}'::jsonb),
         false, NULL, true);
     v_task := (v_response->>'task_uuid')::uuid;
-    PERFORM test.eq(v_response->>'status', 'steps_in_process', 'short answer: ' || v_response::text);
+    PERFORM test.eq(v_response->>'status', 'steps_in_process',
+                    'short answer: ' || v_response::text);
     PERFORM test.eq((SELECT notify_on_finish FROM tasker.tasks WHERE task_uuid = v_task), true,
                     'a waited task carries the flag');
     PERFORM test.eq((SELECT n_tup_upd FROM pg_stat_xact_user_tables
@@ -97,7 +92,8 @@ BEGIN
     v_response := tasker.create_task(jsonb_build_object(
         'namespace', 'ct', 'name', 'empty', 'version', '1.0.0', 'context', '{}'::jsonb),
         false, NULL, true);
-    PERFORM test.eq(v_response->>'status', 'complete', 'a task without steps: ' || v_response::text);
+    PERFORM test.eq(v_response->>'status', 'complete',
+                    'a task without steps: ' || v_response::text);
     PERFORM test.eq((SELECT count(*) FROM tasker.workflow_steps
                      WHERE task_uuid = (v_response->>'task_uuid')::uuid), 0::bigint,
                     'no steps');

@@ -12,9 +12,7 @@ BEGIN
                     0::bigint, 'no foreign key on the history tables');
     PERFORM tasker.register_template(jsonb_build_object('name', 'hist', 'namespace_name', 'hs',
         'version', '1.0.0', 'steps', jsonb_build_array(
-            jsonb_build_object('name', 'first', 'handler', jsonb_build_object('callable', 'x')),
-            jsonb_build_object('name', 'second', 'dependencies', jsonb_build_array('first'),
-                               'handler', jsonb_build_object('callable', 'x')))));
+            test.template_step('first'), test.template_step('second', '{first}'))));
 END $$;
 
 CREATE FUNCTION pg_temp.create(p_n integer) RETURNS uuid LANGUAGE sql AS $$

@@ -18,12 +18,6 @@ SET enable_nestloop = off;
 SET plan_cache_mode = force_generic_plan;
 \ir lib/fixtures.sql
 
-CREATE FUNCTION pg_temp.step(p_name text, p_deps text[] DEFAULT '{}') RETURNS jsonb
-LANGUAGE sql AS $$
-    SELECT jsonb_build_object('name', p_name, 'dependencies', to_jsonb(p_deps),
-                              'handler', jsonb_build_object('callable', 'test.' || p_name))
-$$;
-
 CREATE FUNCTION pg_temp.request(p_ns text) RETURNS jsonb LANGUAGE sql AS $$
     SELECT jsonb_build_object('namespace', p_ns, 'name', 'diamond', 'version', '1.0.0',
                               'context', jsonb_build_object('r', random()), 'initiator', 'test')
@@ -78,8 +72,9 @@ $$;
 DO $$
 BEGIN
     PERFORM tasker.register_template(jsonb_build_object('name', 'diamond', 'namespace_name', ns,
-        'version', '1.0.0', 'steps', jsonb_build_array(pg_temp.step('a'), pg_temp.step('b', '{a}'),
-        pg_temp.step('c', '{a}'), pg_temp.step('d', '{b,c}'))))
+        'version', '1.0.0', 'steps', jsonb_build_array(
+            test.template_step('a'), test.template_step('b', '{a}'),
+            test.template_step('c', '{a}'), test.template_step('d', '{b,c}'))))
     FROM unnest(ARRAY['pb', 'pb_other']) ns;
     ASSERT pg_temp.lifecycle() = 'complete', 'the lifecycle completes a task';
 END $$;

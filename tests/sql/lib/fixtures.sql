@@ -17,6 +17,8 @@
 --       order    validate; reserve < validate; payment < validate, reserve;
 --                ship < validate, reserve, payment      (redundant edges on purpose)
 --   test.step(task, name) -> step uuid (raises if the task has no such step)
+--   test.template_step(name, deps) -> jsonb, a template's step: handler test.<name>, the
+--       dependencies given (default none), for tasker.register_template
 --
 -- Putting an entity into a state: test.set_step_state / test.set_task_state write the state
 -- column directly, bypassing the state-machine guard triggers, so that tests of the read-side
@@ -95,6 +97,12 @@ $$;
 -- function early to estimate a condition such as "= ANY (ARRAY[test.step(t, 'b')])", and it
 -- does so under the snapshot of the enclosing DO block's start, which cannot see a task that
 -- the block itself created.
+CREATE FUNCTION test.template_step(p_name text, p_deps text[] DEFAULT '{}') RETURNS jsonb
+LANGUAGE sql AS $$
+    SELECT jsonb_build_object('name', p_name, 'dependencies', to_jsonb(p_deps),
+                              'handler', jsonb_build_object('callable', 'test.' || p_name))
+$$;
+
 CREATE FUNCTION test.step(p_task uuid, p_name text)
 RETURNS uuid LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
