@@ -9,7 +9,7 @@
 --   start    its enqueued -> in_progress transition (written while the claim, or the
 --            previous step's complete_step for a continuation, was still running)
 --   handler  started_at and completed_at in the result's metadata (written by the worker,
---            to the millisecond)
+--            to the microsecond)
 --   report   its in_progress -> enqueued_for_orchestration transition (written by
 --            complete_step once it holds the task's row lock)
 -- start -> handler is the rest of that transaction (its commit included), the hand-over to

@@ -5,7 +5,7 @@
 //              builtin.square steps in a chain); the response arrives when the task is done.
 //   pickup:    POST /v1/tasks?wait_ms=30000 of bench_noop/noop (one builtin.noop step), then
 //              the step's last_attempted_at (claim, microseconds, database clock) and
-//              results.metadata.started_at (handler start, millisecond resolution) from
+//              results.metadata.started_at (handler start, worker clock, microseconds) from
 //              GET /v1/tasks/{uuid}/workflow_steps, against the client's send time.
 //   throughput: N bench_noop/noop tasks submitted without wait_ms - B at a time with POST
 //              /v1/tasks/batch (B = graphile-worker's addJobs batch), or one per POST
@@ -145,8 +145,8 @@ export class TaskerBench {
 
     // A 1-step no-op task: the client's send time until the step's claim (last_attempted_at,
     // database clock, microseconds) and until its handler started (results.metadata.
-    // started_at, millisecond resolution: the middle of that millisecond is taken), and the
-    // round trip of the POST with wait_ms, in ms.
+    // started_at, worker clock, microseconds), and the round trip of the POST with wait_ms,
+    // in ms.
     async pickupSample() {
         const t0wall = wallMs();
         const t0 = performance.now();
@@ -161,7 +161,7 @@ export class TaskerBench {
         return {
             round_trip: t1 - t0,
             claim: claimed === null ? null : claimed - this.offsetMs - t0wall,
-            handler: started === null ? null : started + 0.5 - this.offsetMs - t0wall,
+            handler: started === null ? null : started - this.offsetMs - t0wall,
         };
     }
 
