@@ -1,6 +1,8 @@
 -- create_batch.sql - tasker.create_tasks (0012_create_batch.sql): a batch of TaskRequests
 -- created in one transaction, answered in input order with create_task's short answer; all
--- or nothing, the failing item named by its 0-based index with its SQLSTATE kept.
+-- or nothing, the failing item named by its 0-based index with its SQLSTATE kept. A good
+-- batch is created at once (0029_create_batch_at_once.sql), each task as one-by-one creation
+-- makes it.
 
 \ir lib/fixtures.sql
 
@@ -52,6 +54,8 @@ BEGIN
     PERFORM tasker.register_template(jsonb_build_object('name', 'keyed', 'namespace_name', 'cb',
         'version', '1.0.0', 'identity_strategy', 'caller_provided',
         'steps', jsonb_build_array(test.template_step('k'))));
+    PERFORM tasker.register_template(jsonb_build_object('name', 'none', 'namespace_name', 'cb',
+        'version', '1.0.0', 'steps', '[]'::jsonb));
 END $$;
 
 -- Results: one per request, in input order, with the shape of create_task(p, false); each
@@ -103,6 +107,90 @@ BEGIN
                      WHERE queue_name IN ('worker_cb_queue', 'worker_cb2_queue')), 11::bigint,
                     'one message per root (and the single task''s)');
     PERFORM test.eq(tasker.create_tasks('[]'), '[]'::jsonb, 'an empty batch creates nothing');
+END $$;
+
+-- What a task's creation wrote, but its identity: state, priority, tags, history, steps with
+-- their history in UUID order, edges by name, and its queue messages in order.
+CREATE FUNCTION pg_temp.shape(p_task uuid) RETURNS text LANGUAGE sql AS $$
+    SELECT concat_ws(' | ',
+        (SELECT t.state || ' ' || t.priority || ' ' || t.tags::text || ' ' || t.initiator
+         FROM tasker.tasks t WHERE t.task_uuid = p_task),
+        (SELECT string_agg(coalesce(h.from_state, '-') || '>' || h.to_state || ':' || h.event,
+                           ',' ORDER BY h.created_at)
+         FROM tasker.task_transitions h WHERE h.task_uuid = p_task),
+        (SELECT string_agg(n.name || '=' || ws.state || '/' || ws.handler_callable || '/'
+                           || ws.max_attempts || '/' || ws.retryable || '/' || ws.inputs::text
+                           || '[' || (SELECT string_agg(coalesce(h.from_state, '-') || '>'
+                                                        || h.to_state, ',' ORDER BY h.created_at)
+                                      FROM tasker.workflow_step_transitions h
+                                      WHERE h.workflow_step_uuid = ws.workflow_step_uuid) || ']',
+                           ',' ORDER BY ws.workflow_step_uuid)
+         FROM tasker.workflow_steps ws JOIN tasker.named_steps n USING (named_step_uuid)
+         WHERE ws.task_uuid = p_task),
+        (SELECT string_agg(p.name || '>' || c.name, ',' ORDER BY p.name, c.name)
+         FROM tasker.workflow_step_edges e
+         JOIN tasker.workflow_steps pw ON pw.workflow_step_uuid = e.from_step_uuid
+         JOIN tasker.named_steps p ON p.named_step_uuid = pw.named_step_uuid
+         JOIN tasker.workflow_steps cw ON cw.workflow_step_uuid = e.to_step_uuid
+         JOIN tasker.named_steps c ON c.named_step_uuid = cw.named_step_uuid
+         WHERE pw.task_uuid = p_task),
+        (SELECT string_agg(m.queue_name || ':' || (m.message->>'handler') || ':'
+                           || (m.message->>'correlation_id' = t.correlation_id::text) || ':'
+                           || (SELECT ws.state FROM tasker.workflow_steps ws
+                               WHERE ws.workflow_step_uuid = (m.message->>'step_uuid')::uuid
+                                 AND ws.task_uuid = p_task),
+                           ';' ORDER BY m.msg_id)
+         FROM tasker_mq.messages m JOIN tasker.tasks t ON t.task_uuid = p_task
+         WHERE m.message->>'task_uuid' = p_task::text))
+$$;
+
+-- The same requests at once and one by one (their contexts differ, so do their identities):
+-- every task the same, in input order; a template without steps completes at once.
+DO $$
+DECLARE
+    v_reqs jsonb := '[]';
+    v_again jsonb;
+    v_at_once jsonb;
+    v_one jsonb;
+BEGIN
+    FOR i IN 0..5 LOOP
+        v_reqs := v_reqs || jsonb_build_array(pg_temp.req(
+            (ARRAY['cb', 'cb2', 'cb'])[i % 3 + 1], (ARRAY['chain', 'one', 'none'])[i % 3 + 1],
+            jsonb_build_object('same', i), jsonb_build_object('priority', i, 'tags', '["t"]')));
+    END LOOP;
+    SELECT jsonb_agg(r || jsonb_build_object('context', (r->'context') || '{"again": true}')
+                     ORDER BY o)
+    INTO v_again FROM jsonb_array_elements(v_reqs) WITH ORDINALITY x(r, o);
+    v_at_once := tasker.create_tasks_at_once(v_reqs);
+    v_one := tasker.create_tasks_one_by_one(v_again);
+    FOR i IN 0..5 LOOP
+        PERFORM test.eq(pg_temp.shape((v_at_once->i->>'task_uuid')::uuid),
+                        pg_temp.shape((v_one->i->>'task_uuid')::uuid),
+                        format('item %s as one by one', i));
+        PERFORM test.eq((v_at_once->i) - 'task_uuid' - 'correlation_id',
+                        (v_one->i) - 'task_uuid' - 'correlation_id',
+                        format('answer %s as one by one', i));
+    END LOOP;
+    PERFORM test.eq(v_at_once->2->>'status', 'complete', 'a template without steps completes');
+    PERFORM test.eq((SELECT array_agg((e->>'task_uuid')::uuid ORDER BY o)
+                     FROM jsonb_array_elements(v_at_once) WITH ORDINALITY x(e, o)),
+                    (SELECT array_agg((e->>'task_uuid')::uuid ORDER BY (e->>'task_uuid')::uuid)
+                     FROM jsonb_array_elements(v_at_once) e),
+                    'task UUIDs in input order');
+
+    -- create_tasks takes that path for a good batch: one creation time for all its tasks
+    v_at_once := tasker.create_tasks(jsonb_build_array(pg_temp.req('cb', 'chain', '{"w": 1}'),
+        pg_temp.req('cb2', 'one', '{"w": 2}'), pg_temp.req('cb', 'chain', '{"w": 3}')));
+    PERFORM test.eq((SELECT count(DISTINCT h.created_at) FROM tasker.task_transitions h
+                     WHERE h.event = 'create'
+                       AND h.task_uuid IN (SELECT (e->>'task_uuid')::uuid
+                                           FROM jsonb_array_elements(v_at_once) e)),
+                    1::bigint, 'create_tasks creates a good batch at once');
+    -- at once, an unregistered template fails the batch rather than being skipped
+    PERFORM test.expect_error(format('SELECT tasker.create_tasks_at_once(%L::jsonb)',
+                                     jsonb_build_array(pg_temp.req('cb', 'chain', '{"z": 1}'),
+                                                       pg_temp.req('nowhere', 'chain', '{}'))),
+                              'P0002', 'create_tasks_at_once with an unregistered template');
 END $$;
 
 -- All or nothing: a bad item in the middle rolls back the items before it; the error names
