@@ -1,8 +1,8 @@
 -- create_batch.sql - tasker.create_tasks (0012_create_batch.sql): a batch of TaskRequests
 -- created in one transaction, answered in input order with create_task's short answer; all
 -- or nothing, the failing item named by its 0-based index with its SQLSTATE kept. A good
--- batch is created at once (0029_create_batch_at_once.sql), each task as one-by-one creation
--- makes it.
+-- batch of three or more is created at once (0029_create_batch_at_once.sql, 0030), each task
+-- as one-by-one creation makes it.
 
 \ir lib/fixtures.sql
 
@@ -178,7 +178,8 @@ BEGIN
                      FROM jsonb_array_elements(v_at_once) e),
                     'task UUIDs in input order');
 
-    -- create_tasks takes that path for a good batch: one creation time for all its tasks
+    -- create_tasks takes that path for a good batch of three or more (0030): one creation
+    -- time for all its tasks
     v_at_once := tasker.create_tasks(jsonb_build_array(pg_temp.req('cb', 'chain', '{"w": 1}'),
         pg_temp.req('cb2', 'one', '{"w": 2}'), pg_temp.req('cb', 'chain', '{"w": 3}')));
     PERFORM test.eq((SELECT count(DISTINCT h.created_at) FROM tasker.task_transitions h
