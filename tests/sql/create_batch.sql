@@ -127,13 +127,7 @@ CREATE FUNCTION pg_temp.shape(p_task uuid) RETURNS text LANGUAGE sql AS $$
                            ',' ORDER BY ws.workflow_step_uuid)
          FROM tasker.workflow_steps ws JOIN tasker.named_steps n USING (named_step_uuid)
          WHERE ws.task_uuid = p_task),
-        (SELECT string_agg(p.name || '>' || c.name, ',' ORDER BY p.name, c.name)
-         FROM tasker.workflow_step_edges e
-         JOIN tasker.workflow_steps pw ON pw.workflow_step_uuid = e.from_step_uuid
-         JOIN tasker.named_steps p ON p.named_step_uuid = pw.named_step_uuid
-         JOIN tasker.workflow_steps cw ON cw.workflow_step_uuid = e.to_step_uuid
-         JOIN tasker.named_steps c ON c.named_step_uuid = cw.named_step_uuid
-         WHERE pw.task_uuid = p_task),
+        test.edges(p_task),
         (SELECT string_agg(m.queue_name || ':' || (m.message->>'handler') || ':'
                            || (m.message->>'correlation_id' = t.correlation_id::text) || ':'
                            || (SELECT ws.state FROM tasker.workflow_steps ws

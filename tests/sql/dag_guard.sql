@@ -4,17 +4,6 @@
 -- check constraint (23514); valid DAGs, redundant edges included, are accepted.
 \ir lib/fixtures.sql
 
--- 'parent>child' edges of a task, sorted, comma-separated.
-CREATE FUNCTION test.edges(p_task uuid) RETURNS text LANGUAGE sql VOLATILE AS $$
-    SELECT coalesce(string_agg(f.name || '>' || c.name, ',' ORDER BY f.name COLLATE "C", c.name COLLATE "C"), '')
-    FROM tasker.workflow_step_edges e
-    JOIN tasker.workflow_steps fs ON fs.workflow_step_uuid = e.from_step_uuid
-    JOIN tasker.named_steps f ON f.named_step_uuid = fs.named_step_uuid
-    JOIN tasker.workflow_steps cs ON cs.workflow_step_uuid = e.to_step_uuid
-    JOIN tasker.named_steps c ON c.named_step_uuid = cs.named_step_uuid
-    WHERE fs.task_uuid = p_task
-$$;
-
 -- INSERT statement for edges given as 'parent>child' of one task.
 CREATE FUNCTION test.edge_insert(p_task uuid, p_edges text[]) RETURNS text LANGUAGE sql VOLATILE AS $$
     SELECT 'INSERT INTO tasker.workflow_step_edges (from_step_uuid, to_step_uuid) VALUES '

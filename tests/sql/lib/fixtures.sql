@@ -19,6 +19,7 @@
 --   test.step(task, name) -> step uuid (raises if the task has no such step)
 --   test.template_step(name, deps) -> jsonb, a template's step: handler test.<name>, the
 --       dependencies given (default none), for tasker.register_template
+--   test.edges(task) -> text        the task's edges as 'parent>child', sorted, comma-separated
 --
 -- Putting an entity into a state: test.set_step_state / test.set_task_state write the state
 -- column directly, bypassing the state-machine guard triggers, so that tests of the read-side
@@ -93,14 +94,25 @@ BEGIN
 END
 $$;
 
--- test.step and test.ready_names are VOLATILE on purpose: the planner may evaluate a STABLE
--- function early to estimate a condition such as "= ANY (ARRAY[test.step(t, 'b')])", and it
--- does so under the snapshot of the enclosing DO block's start, which cannot see a task that
--- the block itself created.
 CREATE FUNCTION test.template_step(p_name text, p_deps text[] DEFAULT '{}') RETURNS jsonb
 LANGUAGE sql AS $$
     SELECT jsonb_build_object('name', p_name, 'dependencies', to_jsonb(p_deps),
                               'handler', jsonb_build_object('callable', 'test.' || p_name))
+$$;
+
+-- test.edges, test.step and test.ready_names are VOLATILE on purpose: the planner may
+-- evaluate a STABLE function early to estimate a condition such as "= ANY (ARRAY[test.step(t,
+-- 'b')])", and it does so under the snapshot of the enclosing DO block's start, which cannot
+-- see a task that the block itself created.
+CREATE FUNCTION test.edges(p_task uuid) RETURNS text LANGUAGE sql VOLATILE AS $$
+    SELECT coalesce(string_agg(f.name || '>' || c.name, ','
+                               ORDER BY f.name COLLATE "C", c.name COLLATE "C"), '')
+    FROM tasker.workflow_step_edges e
+    JOIN tasker.workflow_steps fs ON fs.workflow_step_uuid = e.from_step_uuid
+    JOIN tasker.named_steps f ON f.named_step_uuid = fs.named_step_uuid
+    JOIN tasker.workflow_steps cs ON cs.workflow_step_uuid = e.to_step_uuid
+    JOIN tasker.named_steps c ON c.named_step_uuid = cs.named_step_uuid
+    WHERE fs.task_uuid = p_task
 $$;
 
 CREATE FUNCTION test.step(p_task uuid, p_name text)
