@@ -4,8 +4,9 @@
  * Data flow: the dispatcher claims at most as many steps as there are idle handler threads
  * (so nothing claimed waits for a thread while its lease runs), turns each row into a job and
  * queues it; a handler thread runs the job's handler and reports the result with
- * tasker.complete_step; the heartbeat thread renews the leases of every claimed step and
- * fails the ones whose handler overruns its timeout.
+ * tasker.complete_step (and complete_step_follow_up when another report held the task); the
+ * heartbeat thread renews the leases of every claimed step and fails the ones whose handler
+ * overruns its timeout.
  *
  * A timed-out handler keeps its thread (C cannot stop it). The step is reported as failed
  * with error_type handler_timeout at once, a replacement thread keeps the pool at full size,
@@ -100,6 +101,13 @@ static const tk_stmt_t complete_stmt = {
     "SELECT * FROM tasker.complete_step($1::uuid, $2, $3::jsonb, $4::tasker.backoff_policy, "
     "$5::text[], $6::text[], $7::int, $8::int)",
     8, true /* a compare-and-swap on the lease: running it twice is harmless */};
+/* complete_step answered task_state NULL: it stored the success while another report held the
+ * task; decide now what it made ready, and claim up to $5 of those steps (sql/0031). */
+static const tk_stmt_t follow_up_stmt = {
+    "worker_follow_up",
+    "SELECT * FROM tasker.complete_step_follow_up($1::uuid, $2, $3::text[], $4::text[], $5::int, "
+    "$6::int)",
+    6, true /* only reads under the task's lock, then starts steps still pending */};
 static const tk_stmt_t heartbeat_stmt = {
     "worker_heartbeat", "SELECT tasker.extend_step_leases($1, $2::uuid[], $3::int)", 3, true};
 
@@ -168,10 +176,37 @@ static void job_free(job_t *job)
 
 /* --- reporting ----------------------------------------------------------------------------- */
 
+/* Run `stmt` on the pool, retrying connection failures until `give_up` (ms); `then` says in
+ * the log what happens to the step if it never gets through. Returns the rows (caller
+ * PQclears) or NULL. */
+static PGresult *query_until(tk_worker_t *w, const tk_stmt_t *stmt, const char *const *params,
+                             int64_t give_up, const tk_log_ids_t *ids, const char *then)
+{
+    for (int delay = 50;; delay = delay < 2000 ? delay * 2 : 2000) {
+        PGresult *res;
+        tk_error_t err;
+        int rc = tk_pool_query(w->pool, stmt, params, &res, &err);
+        if (rc == TK_OK)
+            return res;
+        if (rc != TK_ECONN && rc != TK_ETIMEDOUT) {
+            TK_LOG_IDS(TK_LOG_ERROR, "worker", ids, "could not report the result: %s", err.message);
+            return NULL;
+        }
+        if (tk_clock_ms() + delay > give_up) {
+            TK_LOG_IDS(TK_LOG_ERROR, "worker", ids,
+                       "could not report the result before the lease ran out: %s; %s", err.message,
+                       then);
+            return NULL;
+        }
+        tk_sleep_ms(delay);
+    }
+}
+
 /* Send a result with tasker.complete_step, retrying connection failures until the lease would
- * have expired anyway, and claim up to `max_next` of the steps it makes ready. Counts it as
- * lost when the lease was gone. Returns the statement's rows (the verdict, then the steps
- * claimed as continuation; caller PQclears) or NULL. */
+ * have expired anyway, and claim up to `max_next` of the steps it makes ready (through
+ * complete_step_follow_up when complete_step found the task busy). Counts it as lost when the
+ * lease was gone. Returns the rows (the verdict, then the steps claimed as continuation;
+ * caller PQclears) or NULL. */
 static PGresult *report(tk_worker_t *w, const char *step_uuid, const char *result_json,
                         const tk_log_ids_t *ids, int max_next)
 {
@@ -181,34 +216,28 @@ static PGresult *report(tk_worker_t *w, const char *step_uuid, const char *resul
     const char *params[] = {step_uuid,       w->worker_id,      result_json, w->policy,
                             w->queues_array, w->handlers_array, next,        lease};
     int64_t give_up = tk_clock_ms() + (int64_t)w->o.lease_seconds * 1000;
-    for (int delay = 50;; delay = delay < 2000 ? delay * 2 : 2000) {
-        PGresult *res;
-        tk_error_t err;
-        int rc = tk_pool_query(w->pool, &complete_stmt, params, &res, &err);
-        if (rc == TK_OK) {
-            if (PQntuples(res) < 1 || PQgetvalue(res, 0, 0)[0] != 't') {
-                atomic_fetch_add(&w->lost, 1);
-                TK_LOG_IDS(TK_LOG_WARN, "worker", ids,
-                           "result dropped: the step's lease was lost (it ran too long or was "
-                           "cancelled)");
-            } else {
-                tk_log_outcome("worker", ids, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
-            }
-            return res;
-        }
-        if (rc != TK_ECONN && rc != TK_ETIMEDOUT) {
-            TK_LOG_IDS(TK_LOG_ERROR, "worker", ids, "could not report the result: %s", err.message);
-            return NULL;
-        }
-        if (tk_clock_ms() + delay > give_up) {
-            TK_LOG_IDS(TK_LOG_ERROR, "worker", ids,
-                       "could not report the result before the lease ran out: %s; the step "
-                       "will run again",
-                       err.message);
-            return NULL;
-        }
-        tk_sleep_ms(delay);
+    PGresult *res = query_until(w, &complete_stmt, params, give_up, ids, "the step will run again");
+    if (res == NULL)
+        return NULL;
+    if (PQntuples(res) < 1 || PQgetvalue(res, 0, 0)[0] != 't') {
+        atomic_fetch_add(&w->lost, 1);
+        TK_LOG_IDS(TK_LOG_WARN, "worker", ids,
+                   "result dropped: the step's lease was lost (it ran too long or was "
+                   "cancelled)");
+        return res;
     }
+    if (PQgetisnull(res, 0, 2)) {
+        /* stored; if the follow-up fails, the sweeper evaluates the task later */
+        PQclear(res);
+        const char *follow_params[] = {step_uuid,         w->worker_id, w->queues_array,
+                                       w->handlers_array, next,         lease};
+        res = query_until(w, &follow_up_stmt, follow_params, give_up, ids,
+                          "the result is stored; the sweeper will evaluate the task");
+        if (res == NULL || PQntuples(res) < 1 || PQgetvalue(res, 0, 0)[0] != 't')
+            return res;
+    }
+    tk_log_outcome("worker", ids, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+    return res;
 }
 
 static int take_claimed(tk_worker_t *w, const PGresult *res, const job_t *reporter);
