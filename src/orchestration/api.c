@@ -708,6 +708,10 @@ static void metrics(tk_http_request_t *req)
         tk_orchestrator_stats_t st;
         tk_orchestrator_stats(api->orchestrator, &st);
         ok = appendf(&out, &len, &cap,
+                     "# HELP tasker_result_rounds_total Rounds of this server's result "
+                     "processing (on a notification, a due retry, or the polling period).\n"
+                     "# TYPE tasker_result_rounds_total counter\n"
+                     "tasker_result_rounds_total %llu\n"
                      "# HELP tasker_step_results_total Result messages this server applied "
                      "(workers apply their own; tasker_steps counts all steps).\n"
                      "# TYPE tasker_step_results_total counter\n"
@@ -724,9 +728,9 @@ static void metrics(tk_http_request_t *req)
                      "# HELP tasker_step_latency_ms Time from a step's claim to its result "
                      "being applied.\n"
                      "# TYPE tasker_step_latency_ms histogram\n",
-                     (unsigned long long)st.results, (unsigned long long)st.tasks_complete,
-                     (unsigned long long)st.tasks_error, (unsigned long long)st.sweeps,
-                     (unsigned long long)st.recovered);
+                     (unsigned long long)st.result_rounds, (unsigned long long)st.results,
+                     (unsigned long long)st.tasks_complete, (unsigned long long)st.tasks_error,
+                     (unsigned long long)st.sweeps, (unsigned long long)st.recovered);
         for (int b = 0; ok && b < TK_LATENCY_BUCKETS; b++) {
             if (b == TK_LATENCY_BUCKETS - 1)
                 ok = appendf(&out, &len, &cap, "tasker_step_latency_ms_bucket{le=\"+Inf\"} %llu\n",

@@ -78,6 +78,7 @@ static int process_batch(tk_orchestrator_t *o, tk_conn_t *conn)
     tk_error_t err;
     int rc = tk_conn_query(conn, &process_stmt, params, &res, &err);
     pthread_mutex_lock(&o->lock);
+    o->stats.result_rounds++;
     bool was_ok = o->stats.database_ok;
     o->stats.database_ok = rc == TK_OK;
     pthread_mutex_unlock(&o->lock);
@@ -109,15 +110,17 @@ static int process_batch(tk_orchestrator_t *o, tk_conn_t *conn)
     return n;
 }
 
-/* Remember that a message becomes visible `delay_s` seconds from now. */
-static void add_wakeup(tk_orchestrator_t *o, const char *payload)
+/* Remember when the message announced by `payload` becomes visible, if that is later
+ * (delay_seconds > 0). Returns false when it should be looked for now. */
+static bool add_wakeup(tk_orchestrator_t *o, const char *payload)
 {
     json_t *doc = json_loads(payload, 0, NULL);
     json_int_t delay = json_integer_value(json_object_get(doc, "delay_seconds"));
     json_decref(doc);
     if (delay <= 0 || o->nwakeups == MAX_WAKEUPS)
-        return;
+        return false;
     o->wakeups[o->nwakeups++] = tk_clock_ms() + delay * 1000 + 5;
+    return true;
 }
 
 /* Milliseconds until the earliest pending wake-up (dropping those past), or `fallback`. */
@@ -143,6 +146,11 @@ static int next_wakeup_in(tk_orchestrator_t *o, int fallback)
     return best - now < fallback || fallback < 0 ? (int)(best - now) : fallback;
 }
 
+/* Apply result messages in rounds: at once after a notification (of a message visible now,
+ * or a reconnection that may have lost some), when a delayed message (a retry) becomes visible,
+ * and every poll_interval_ms otherwise (hybrid and polling; event_driven only every minute,
+ * as a safety net). Between rounds it waits on the listener, waking every 250 ms to notice a
+ * stop request without querying. */
 static void *results_thread(void *arg)
 {
     tk_orchestrator_t *o = arg;
@@ -150,6 +158,8 @@ static void *results_thread(void *arg)
     tk_mq_listener_t *listener = NULL;
     tk_error_t err;
     int backoff_ms = 100;
+    bool due = true;        /* a round is wanted now */
+    int64_t next_round = 0; /* the polling period's next round (monotonic ms) */
     while (!stopping(o)) {
         if (conn == NULL &&
             tk_conn_open(o->database_url, "tasker-orchestrator", &conn, &err) != TK_OK) {
@@ -161,23 +171,29 @@ static void *results_thread(void *arg)
             tk_mq_listener_open(o->database_url, &listener, &err) == TK_OK)
             tk_mq_listener_subscribe(listener, "orchestration", &err);
 
-        int n = process_batch(o, conn);
-        if (n == TK_ECONN) {
-            tk_conn_close(conn);
-            conn = NULL;
-            tk_sleep_ms(backoff_ms);
-            backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
+        if (due || tk_clock_ms() >= next_round) {
+            int n = process_batch(o, conn);
+            if (n == TK_ECONN) {
+                tk_conn_close(conn);
+                conn = NULL;
+                tk_sleep_ms(backoff_ms);
+                backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
+                continue;
+            }
+            backoff_ms = 100;
+            bool events_only = o->o.mode == TK_CONFIG_MODE_EVENT_DRIVEN && listener != NULL;
+            next_round = tk_clock_ms() + (events_only ? 60000 : o->o.poll_interval_ms);
+            due = n >= o->o.result_batch_size; /* a full batch: there may be more */
+            if (due)
+                continue;
+        }
+
+        int64_t until_round = next_round - tk_clock_ms();
+        int timeout = next_wakeup_in(o, until_round > 0 ? (int)until_round : 0);
+        if (timeout == 0) {
+            due = true;
             continue;
         }
-        backoff_ms = 100;
-        if (n >= o->o.result_batch_size)
-            continue;
-
-        int fallback = o->o.poll_interval_ms;
-        if (o->o.mode == TK_CONFIG_MODE_EVENT_DRIVEN && listener != NULL)
-            fallback = 60000;
-        int timeout = next_wakeup_in(o, fallback);
-        /* Wake at least every 250 ms to notice a stop request. */
         if (timeout > 250)
             timeout = 250;
         if (listener == NULL) {
@@ -187,8 +203,8 @@ static void *results_thread(void *arg)
         /* Wait for the first event, then drain the rest without blocking. */
         tk_mq_event_t ev;
         for (int wait = timeout; tk_mq_listener_wait(listener, wait, &ev, &err) == TK_OK; wait = 0)
-            if (ev.kind == TK_MQ_EVENT_MESSAGE)
-                add_wakeup(o, ev.payload);
+            if (ev.kind != TK_MQ_EVENT_MESSAGE || !add_wakeup(o, ev.payload))
+                due = true; /* a reconnection may have lost notifications: look too */
     }
     tk_mq_listener_close(listener);
     tk_conn_close(conn);

@@ -30,6 +30,7 @@ typedef struct tk_orchestrator_opts_s {
 extern const double tk_latency_bounds_ms[TK_LATENCY_BUCKETS];
 
 typedef struct tk_orchestrator_stats_s {
+    uint64_t result_rounds;  /* process_step_results calls */
     uint64_t results;        /* step results applied */
     uint64_t tasks_complete; /* tasks this orchestrator finished, by outcome */
     uint64_t tasks_error;

@@ -21,6 +21,7 @@
 #define QUEUE   "worker_busy_ns_queue"
 #define WAIT_MS 300  /* a call that must be waiting for the lock is still busy after this */
 #define DONE_MS 5000 /* a call that must not wait returns within this */
+#define SUCCESS "{\"success\": true}"
 
 static char *db_url;
 static PGconn *reporter; /* the worker's connection */
@@ -182,6 +183,14 @@ static void follow_up_sql(char *sql, size_t size, const char *step, const char *
              step, worker);
 }
 
+/* Report `step`'s success for w1 on the reporter's connection and wait for the answer. */
+static void succeed(const char *step)
+{
+    char sql[512];
+    complete_sql(sql, sizeof(sql), step, SUCCESS, "w1");
+    PQclear(tk_test_query(reporter, sql));
+}
+
 static void test_success_is_stored_while_the_task_is_locked(void **state)
 {
     (void)state;
@@ -190,7 +199,7 @@ static void test_success_is_stored_while_the_task_is_locked(void **state)
     hold_task_lock(&d);
 
     char sql[512];
-    complete_sql(sql, sizeof(sql), d.b, "{\"success\": true}", "w1");
+    complete_sql(sql, sizeof(sql), d.b, SUCCESS, "w1");
     PGresult *res = run_without_waiting(reporter, sql);
     assert_int_equal(PQntuples(res), 1); /* the verdict alone: nothing decided yet */
     assert_string_equal(PQgetvalue(res, 0, 0), "t");
@@ -223,13 +232,13 @@ static void test_join_starts_once_when_its_parents_finish_together(void **state)
 
     char sql[512];
     tk_test_exec(holder, "BEGIN");
-    complete_sql(sql, sizeof(sql), d.b, "{\"success\": true}", "w1");
+    complete_sql(sql, sizeof(sql), d.b, SUCCESS, "w1");
     PGresult *res = tk_test_query(holder, sql);
     assert_int_equal(PQntuples(res), 1); /* c runs: no continuation */
     assert_string_equal(PQgetvalue(res, 0, 2), "steps_in_process");
     PQclear(res);
 
-    complete_sql(sql, sizeof(sql), d.c, "{\"success\": true}", "w1");
+    complete_sql(sql, sizeof(sql), d.c, SUCCESS, "w1");
     res = run_without_waiting(reporter, sql);
     assert_true(PQgetisnull(res, 0, 2));
     PQclear(res);
@@ -293,10 +302,9 @@ static void test_missing_follow_up_is_made_good_by_the_sweeper(void **state)
     diamond_t d;
     diamond_running(&d);
     char sql[512];
-    complete_sql(sql, sizeof(sql), d.b, "{\"success\": true}", "w1");
-    PQclear(tk_test_query(reporter, sql));
+    succeed(d.b);
     hold_task_lock(&d);
-    complete_sql(sql, sizeof(sql), d.c, "{\"success\": true}", "w1");
+    complete_sql(sql, sizeof(sql), d.c, SUCCESS, "w1");
     PQclear(run_without_waiting(reporter, sql));
     tk_test_exec(holder, "COMMIT");
     assert_string_equal(step_state(d.end), "pending");
@@ -313,8 +321,7 @@ static void test_follow_up_commits_durably_only_a_final_state(void **state)
     diamond_t d;
     diamond_running(&d);
     char sql[512];
-    complete_sql(sql, sizeof(sql), d.b, "{\"success\": true}", "w1");
-    PQclear(tk_test_query(reporter, sql));
+    succeed(d.b);
 
     /* a session value of its own (the test server runs without durable commits) */
     tk_test_exec(reporter, "SET synchronous_commit = local");
@@ -325,10 +332,8 @@ static void test_follow_up_commits_durably_only_a_final_state(void **state)
     tk_test_exec(reporter, "COMMIT");
     assert_string_equal(tk_test_value(reporter, "SHOW synchronous_commit"), "local");
 
-    complete_sql(sql, sizeof(sql), d.c, "{\"success\": true}", "w1");
-    PQclear(tk_test_query(reporter, sql)); /* starts end for w1 */
-    complete_sql(sql, sizeof(sql), d.end, "{\"success\": true}", "w1");
-    PQclear(tk_test_query(reporter, sql));
+    succeed(d.c); /* starts end for w1 */
+    succeed(d.end);
     const char *params[] = {d.task};
     assert_string_equal(tk_test_valuep(reporter,
                                        "SELECT state FROM tasker.tasks WHERE task_uuid = $1::uuid",
@@ -338,12 +343,10 @@ static void test_follow_up_commits_durably_only_a_final_state(void **state)
     /* the task finishing inside the follow-up: end's success stored, then followed up */
     diamond_t d2;
     diamond_running(&d2);
-    complete_sql(sql, sizeof(sql), d2.b, "{\"success\": true}", "w1");
-    PQclear(tk_test_query(reporter, sql));
-    complete_sql(sql, sizeof(sql), d2.c, "{\"success\": true}", "w1");
-    PQclear(tk_test_query(reporter, sql));
+    succeed(d2.b);
+    succeed(d2.c);
     hold_task_lock(&d2);
-    complete_sql(sql, sizeof(sql), d2.end, "{\"success\": true}", "w1");
+    complete_sql(sql, sizeof(sql), d2.end, SUCCESS, "w1");
     PGresult *res = run_without_waiting(reporter, sql);
     assert_true(PQgetisnull(res, 0, 2));
     PQclear(res);
