@@ -3,9 +3,9 @@
  *
  * A private PostgreSQL under --data-dir (or DATABASE_URL), migrated; the orchestration
  * server on --port; a worker with the built-in handlers, --plugin files and the templates of
- * --templates. With --demo each template runs once and a table shows the outcome; --exit
- * stops after start-up (and the demo), with a non-zero status if a demo workflow did not end
- * as expected.
+ * --templates. With --demo each of those templates runs once and a table shows the outcome;
+ * --exit stops after start-up (and the demo), with a non-zero status if a demo workflow did
+ * not end as expected.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -38,7 +38,8 @@ static void usage(FILE *out)
             "      --database-url URL use this database instead of the private one\n"
             "  -c, --config FILE      YAML configuration (see etc/tasker.yaml)\n"
             "      --set KEY=VALUE    any configuration key\n"
-            "      --demo             run every template once and print a table of results\n"
+            "      --demo             run each template of --templates once and print a table of\n"
+            "                         results\n"
             "      --exit             stop after start-up (and the demo); with --demo the exit\n"
             "                         status is 1 if a workflow did not end as expected\n"
             "  -h, --help             show this help\n",
@@ -82,7 +83,8 @@ static int run(tk_config_t *cfg, bool demo, bool exit_after)
 
     int status = TK_CLI_EXIT_OK;
     if (demo) {
-        int failures = tk_demo_run(base_url, stdout);
+        int failures =
+            tk_demo_run(base_url, worker ? tk_worker_service_templates(worker) : NULL, stdout);
         status = failures == 0 ? TK_CLI_EXIT_OK : TK_CLI_EXIT_FAIL;
     }
     if (!exit_after) {

@@ -1,5 +1,5 @@
 /*
- * demo.c - run each registered template once and tabulate the results (see demo.h).
+ * demo.c - run each template of the dev worker once and tabulate the results (see demo.h).
  *
  * Every task is created with POST /v1/tasks?wait_ms=..., so the table's milliseconds are the
  * real time from the request to the task's end, as the server saw it finish.
@@ -45,8 +45,12 @@ static void demo_settings(const char *base_url, const char *ns, const char *name
         *context = json_pack("{s:i}", "even_number", 6);
 }
 
-int tk_demo_run(const char *base_url, FILE *out)
+int tk_demo_run(const char *base_url, const tk_template_set_t *served, FILE *out)
 {
+    if (served == NULL || tk_template_set_count(served) == 0) {
+        fprintf(out, "demo: the worker has no templates to run (pass --templates DIR)\n");
+        return -1;
+    }
     tk_http_reply_t reply;
     tk_error_t err;
     if (tk_http_request(base_url, "GET", "/v1/templates", NULL, 5000, &reply, &err) != TK_OK) {
@@ -64,7 +68,8 @@ int tk_demo_run(const char *base_url, FILE *out)
 
     fprintf(out, "\nRunning each workflow once (POST /v1/tasks?wait_ms=%d):\n\n", WAIT_MS);
     fprintf(out, "  %-50s %-10s %-9s %7s  %s\n", "workflow", "state", "steps", "ms", "");
-    int failures = 0;
+    int failures = 0, skipped = 0;
+    char skipped_names[512] = "";
     char example_uuid[64] = "";
     char example_ns[64] = "", example_name[256] = "", example_version[64] = "";
     size_t i;
@@ -74,6 +79,14 @@ int tk_demo_run(const char *base_url, FILE *out)
         const char *ns = json_string_value(json_object_get(t, "namespace"));
         const char *name = json_string_value(json_object_get(t, "name"));
         const char *version = json_string_value(json_object_get(t, "version"));
+        if (tk_template_set_find(served, ns, name, version) == NULL) {
+            /* registered earlier by someone else: no worker of this process runs it */
+            size_t used = strlen(skipped_names);
+            snprintf(skipped_names + used, sizeof(skipped_names) - used, "%s%s/%s %s",
+                     skipped ? ", " : "", ns, name, version);
+            skipped++;
+            continue;
+        }
         json_t *context, *holder;
         const char *expect;
         demo_settings(base_url, ns, name, version, &context, &expect, &holder);
@@ -130,6 +143,11 @@ int tk_demo_run(const char *base_url, FILE *out)
     fprintf(out, "\n%s\n",
             failures == 0 ? "All workflows ended as expected."
                           : "Some workflows did not end as expected.");
+    if (skipped > 0)
+        fprintf(out,
+                "Not run: %d template(s) registered in this database that this worker does not "
+                "serve (%s).\n",
+                skipped, skipped_names);
     if (example_uuid[0] != '\0')
         fprintf(
             out,

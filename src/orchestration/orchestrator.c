@@ -204,7 +204,7 @@ static void *results_thread(void *arg)
         tk_mq_event_t ev;
         for (int wait = timeout; tk_mq_listener_wait(listener, wait, &ev, &err) == TK_OK; wait = 0)
             if (ev.kind != TK_MQ_EVENT_MESSAGE || !add_wakeup(o, ev.payload))
-                due = true; /* a reconnection may have lost notifications: look too */
+                due = true; /* visible now, or reconnected: notifications may be lost */
     }
     tk_mq_listener_close(listener);
     tk_conn_close(conn);

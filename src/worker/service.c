@@ -227,6 +227,11 @@ tk_worker_t *tk_worker_service_worker(const tk_worker_service_t *s)
     return s->worker;
 }
 
+const tk_template_set_t *tk_worker_service_templates(const tk_worker_service_t *s)
+{
+    return s->templates;
+}
+
 uint16_t tk_worker_service_port(const tk_worker_service_t *s)
 {
     return s->http ? tk_http_server_port(s->http) : 0;

@@ -11,6 +11,7 @@
 
 #include "common/config.h"
 #include "tasker/handler.h"
+#include "template/template.h"
 #include "worker/worker.h"
 
 typedef struct tk_worker_service_s tk_worker_service_t;
@@ -31,6 +32,9 @@ int tk_worker_service_start_with(const tk_config_t *cfg, const char *const *extr
 
 /* The worker runtime it runs. It stays valid after tk_worker_service_stop() returned false. */
 tk_worker_t *tk_worker_service_worker(const tk_worker_service_t *s);
+
+/* The templates it loaded from cfg->worker.templates and registered (valid until stop). */
+const tk_template_set_t *tk_worker_service_templates(const tk_worker_service_t *s);
 
 /* The health endpoint's port (0 when none is served). */
 uint16_t tk_worker_service_port(const tk_worker_service_t *s);

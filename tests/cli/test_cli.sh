@@ -71,6 +71,18 @@ expect "dev --demo --exit" 0 "All workflows ended as expected" -- \
 grep -q "linear_workflow/mathematical_sequence *complete *4/4" "$out" &&
     echo "ok - demo table lists the linear workflow" ||
     { echo "not ok - demo table"; cat "$out"; failures=$((failures + 1)); }
+# Templates registered in the database by an earlier run, which this worker does not serve,
+# are not run (no worker would take their steps) but named.
+mkdir "$dir/one"
+cp "$src/examples/templates/linear.yaml" "$dir/one/"
+expect "demo of fewer templates" 0 "Not run: 7 template(s) registered" -- \
+    "$T" dev --demo --exit --port 0 --data-dir "$dir/pg" --templates "$dir/one"
+if grep -q "linear_workflow/mathematical_sequence *complete" "$out" &&
+    ! grep -q "diamond_workflow/diamond_pattern *[a-z]" "$out"; then
+    echo "ok - demo runs only the worker's templates"
+else
+    echo "not ok - demo runs only the worker's templates"; cat "$out"; failures=$((failures + 1))
+fi
 
 # Ctrl-C stops tasker dev cleanly, database included.
 "$T" dev --port 0 --data-dir "$dir/pg" >"$out" 2>"$err" &
