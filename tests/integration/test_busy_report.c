@@ -157,6 +157,7 @@ static PGresult *run_without_waiting(PGconn *conn, const char *sql)
     return answer(conn);
 }
 
+/* Lock the diamond's task row on the holder's connection, as a concurrent report does. */
 static void hold_task_lock(const diamond_t *d)
 {
     char sql[160];
@@ -166,6 +167,7 @@ static void hold_task_lock(const diamond_t *d)
     PQclear(tk_test_query(holder, sql));
 }
 
+/* The worker's complete_step call (one continuation place) for `step`. */
 static void complete_sql(char *sql, size_t size, const char *step, const char *result,
                          const char *worker)
 {
@@ -175,6 +177,7 @@ static void complete_sql(char *sql, size_t size, const char *step, const char *r
              step, worker, result);
 }
 
+/* The worker's complete_step_follow_up call (one continuation place) for `step`. */
 static void follow_up_sql(char *sql, size_t size, const char *step, const char *worker)
 {
     snprintf(sql, size,
