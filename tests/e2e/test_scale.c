@@ -44,6 +44,31 @@ static void *submit(void *arg)
     return NULL;
 }
 
+/* Two orchestration servers and two workers (examples/templates) on a new database. */
+typedef struct stack_s {
+    char *db_url;
+    e2e_proc_t servers[2], workers[2];
+} stack_t;
+
+static void stack_start(stack_t *st, const char *db_name)
+{
+    st->db_url = tk_test_db_create(db_name);
+    st->servers[0] = e2e_start_server(st->db_url, "server-a", NULL);
+    st->servers[1] = e2e_start_server(st->db_url, "server-b", NULL);
+    const char *templates = e2e_source_path("examples/templates");
+    st->workers[0] = e2e_start_worker(st->db_url, templates, "worker-a", NULL);
+    st->workers[1] = e2e_start_worker(st->db_url, templates, "worker-b", NULL);
+}
+
+static void stack_stop(stack_t *st)
+{
+    for (int i = 0; i < 2; i++)
+        e2e_stop(&st->workers[i]);
+    for (int i = 0; i < 2; i++)
+        e2e_stop(&st->servers[i]);
+    free(st->db_url);
+}
+
 /* Run both submitters at once, then wait for every task: each must complete. */
 static void submit_all(submitter_t subs[2], const e2e_proc_t servers[2])
 {
@@ -63,19 +88,15 @@ static void submit_all(submitter_t subs[2], const e2e_proc_t servers[2])
 static void test_two_servers_two_workers(void **state)
 {
     (void)state;
-    char *db_url = tk_test_db_create("e2e_scale");
-    e2e_proc_t servers[2] = {e2e_start_server(db_url, "server-a", NULL),
-                             e2e_start_server(db_url, "server-b", NULL)};
-    const char *templates = e2e_source_path("examples/templates");
-    e2e_proc_t workers[2] = {e2e_start_worker(db_url, templates, "worker-a", NULL),
-                             e2e_start_worker(db_url, templates, "worker-b", NULL)};
+    stack_t st;
+    stack_start(&st, "e2e_scale");
 
     submitter_t subs[2] = {
-        {.port = servers[0].port, .first = 0, .ns = "linear_workflow", .name = LINEAR},
-        {.port = servers[1].port, .first = 1, .ns = "linear_workflow", .name = LINEAR}};
-    submit_all(subs, servers);
+        {.port = st.servers[0].port, .first = 0, .ns = "linear_workflow", .name = LINEAR},
+        {.port = st.servers[1].port, .first = 1, .ns = "linear_workflow", .name = LINEAR}};
+    submit_all(subs, st.servers);
 
-    PGconn *pg = tk_test_connect(db_url);
+    PGconn *pg = tk_test_connect(st.db_url);
     assert_int_equal(tk_test_count(pg, "SELECT count(*) FROM tasks WHERE state = 'complete'"),
                      TASKS);
     assert_int_equal(tk_test_count(pg, "SELECT count(*) FROM workflow_steps"), TASKS * 4);
@@ -101,11 +122,7 @@ static void test_two_servers_two_workers(void **state)
                      TASKS);
     PQfinish(pg);
 
-    for (int i = 0; i < 2; i++)
-        e2e_stop(&workers[i]);
-    for (int i = 0; i < 2; i++)
-        e2e_stop(&servers[i]);
-    free(db_url);
+    stack_stop(&st);
 }
 
 /* Trees (a 4-way join) and diamonds at once on two workers: sibling reports meet at their
@@ -113,19 +130,20 @@ static void test_two_servers_two_workers(void **state)
 static void test_parallel_joins(void **state)
 {
     (void)state;
-    char *db_url = tk_test_db_create("e2e_scale_joins");
-    e2e_proc_t servers[2] = {e2e_start_server(db_url, "server-a", NULL),
-                             e2e_start_server(db_url, "server-b", NULL)};
-    const char *templates = e2e_source_path("examples/templates");
-    e2e_proc_t workers[2] = {e2e_start_worker(db_url, templates, "worker-a", NULL),
-                             e2e_start_worker(db_url, templates, "worker-b", NULL)};
+    stack_t st;
+    stack_start(&st, "e2e_scale_joins");
 
-    submitter_t subs[2] = {
-        {.port = servers[0].port, .first = 0, .ns = "tree_workflow", .name = "hierarchical_tree"},
-        {.port = servers[1].port, .first = 1, .ns = "diamond_workflow", .name = "diamond_pattern"}};
-    submit_all(subs, servers);
+    submitter_t subs[2] = {{.port = st.servers[0].port,
+                            .first = 0,
+                            .ns = "tree_workflow",
+                            .name = "hierarchical_tree"},
+                           {.port = st.servers[1].port,
+                            .first = 1,
+                            .ns = "diamond_workflow",
+                            .name = "diamond_pattern"}};
+    submit_all(subs, st.servers);
 
-    PGconn *pg = tk_test_connect(db_url);
+    PGconn *pg = tk_test_connect(st.db_url);
     assert_int_equal(tk_test_count(pg, "SELECT count(*) FROM workflow_steps"),
                      TASKS / 2 * 8 + TASKS / 2 * 4);
     assert_int_equal(tk_test_count(pg, "SELECT count(*) FROM workflow_steps WHERE attempts <> 1 "
@@ -157,11 +175,7 @@ static void test_parallel_joins(void **state)
     print_message("joins started by a follow-up: %ld of %ld\n", followed, joins);
     PQfinish(pg);
 
-    for (int i = 0; i < 2; i++)
-        e2e_stop(&workers[i]);
-    for (int i = 0; i < 2; i++)
-        e2e_stop(&servers[i]);
-    free(db_url);
+    stack_stop(&st);
 }
 
 int main(void)
