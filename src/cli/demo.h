@@ -14,7 +14,8 @@
  * metadata.demo, else {"even_number": 6} and complete), waiting for each to finish; other
  * templates registered in the database are listed as skipped (no worker here runs them).
  * Prints the table and how to try it with curl to `out`. Returns the number of workflows that
- * did not end as expected (-1 if the server could not be asked for its templates). */
+ * did not end as expected, or -1 when `served` is empty or the server could not be asked for
+ * its templates. */
 int tk_demo_run(const char *base_url, const tk_template_set_t *served, FILE *out);
 
 #endif

@@ -194,6 +194,32 @@ static void succeed(const char *step)
     PQclear(tk_test_query(reporter, sql));
 }
 
+/* Report `step`'s success for w1 while the holder keeps the task locked: it is stored at
+ * once and answered as the verdict alone, with task_state NULL (nothing decided yet). */
+static void store_while_busy(const char *step)
+{
+    char sql[512];
+    complete_sql(sql, sizeof(sql), step, SUCCESS, "w1");
+    PGresult *res = run_without_waiting(reporter, sql);
+    assert_int_equal(PQntuples(res), 1);
+    assert_string_equal(PQgetvalue(res, 0, 0), "t");
+    assert_string_equal(PQgetvalue(res, 0, 1), "complete");
+    assert_true(PQgetisnull(res, 0, 2));
+    PQclear(res);
+}
+
+/* `step`'s follow-up for `worker`: it must wait while the holder keeps the task locked; the
+ * holder then commits. Returns the follow-up's rows (caller PQclears). */
+static PGresult *follow_up_after_holder(const char *step, const char *worker)
+{
+    char sql[512];
+    follow_up_sql(sql, sizeof(sql), step, worker);
+    send_query(reporter, sql);
+    assert_true(still_busy_after(reporter, WAIT_MS));
+    tk_test_exec(holder, "COMMIT");
+    return answer(reporter);
+}
+
 static void test_success_is_stored_while_the_task_is_locked(void **state)
 {
     (void)state;
@@ -201,22 +227,11 @@ static void test_success_is_stored_while_the_task_is_locked(void **state)
     diamond_running(&d);
     hold_task_lock(&d);
 
-    char sql[512];
-    complete_sql(sql, sizeof(sql), d.b, SUCCESS, "w1");
-    PGresult *res = run_without_waiting(reporter, sql);
-    assert_int_equal(PQntuples(res), 1); /* the verdict alone: nothing decided yet */
-    assert_string_equal(PQgetvalue(res, 0, 0), "t");
-    assert_string_equal(PQgetvalue(res, 0, 1), "complete");
-    assert_true(PQgetisnull(res, 0, 2));
-    PQclear(res);
+    store_while_busy(d.b);
     assert_string_equal(step_state(d.b), "complete"); /* committed */
 
     /* the follow-up waits for the lock, then finds nothing ready: c still runs */
-    follow_up_sql(sql, sizeof(sql), d.b, "w1");
-    send_query(reporter, sql);
-    assert_true(still_busy_after(reporter, WAIT_MS));
-    tk_test_exec(holder, "COMMIT");
-    res = answer(reporter);
+    PGresult *res = follow_up_after_holder(d.b, "w1");
     assert_int_equal(PQntuples(res), 1);
     assert_string_equal(PQgetvalue(res, 0, 0), "t");
     assert_string_equal(PQgetvalue(res, 0, 1), "complete");
@@ -241,16 +256,8 @@ static void test_join_starts_once_when_its_parents_finish_together(void **state)
     assert_string_equal(PQgetvalue(res, 0, 2), "steps_in_process");
     PQclear(res);
 
-    complete_sql(sql, sizeof(sql), d.c, SUCCESS, "w1");
-    res = run_without_waiting(reporter, sql);
-    assert_true(PQgetisnull(res, 0, 2));
-    PQclear(res);
-
-    follow_up_sql(sql, sizeof(sql), d.c, "w2");
-    send_query(reporter, sql);
-    assert_true(still_busy_after(reporter, WAIT_MS));
-    tk_test_exec(holder, "COMMIT");
-    res = answer(reporter);
+    store_while_busy(d.c);
+    res = follow_up_after_holder(d.c, "w2");
     assert_int_equal(PQntuples(res), 2); /* the verdict, then the join for w2 */
     assert_string_equal(PQgetvalue(res, 0, 2), "steps_in_process");
     assert_string_equal(PQgetvalue(res, 1, 3), "end");
@@ -304,11 +311,9 @@ static void test_missing_follow_up_is_made_good_by_the_sweeper(void **state)
     (void)state;
     diamond_t d;
     diamond_running(&d);
-    char sql[512];
     succeed(d.b);
     hold_task_lock(&d);
-    complete_sql(sql, sizeof(sql), d.c, SUCCESS, "w1");
-    PQclear(run_without_waiting(reporter, sql));
+    store_while_busy(d.c);
     tk_test_exec(holder, "COMMIT");
     assert_string_equal(step_state(d.end), "pending");
 
@@ -349,14 +354,11 @@ static void test_follow_up_commits_durably_only_a_final_state(void **state)
     succeed(d2.b);
     succeed(d2.c);
     hold_task_lock(&d2);
-    complete_sql(sql, sizeof(sql), d2.end, SUCCESS, "w1");
-    PGresult *res = run_without_waiting(reporter, sql);
-    assert_true(PQgetisnull(res, 0, 2));
-    PQclear(res);
+    store_while_busy(d2.end);
     tk_test_exec(holder, "COMMIT");
     tk_test_exec(reporter, "BEGIN");
     follow_up_sql(sql, sizeof(sql), d2.end, "w1");
-    res = tk_test_query(reporter, sql);
+    PGresult *res = tk_test_query(reporter, sql);
     assert_string_equal(PQgetvalue(res, 0, 2), "complete");
     PQclear(res);
     assert_string_equal(tk_test_value(reporter, "SHOW synchronous_commit"), "on");

@@ -25,8 +25,8 @@ $$;
 
 -- One diamond task of namespace pb through the worker's path: created as the server creates
 -- it (uuid given), its root claimed from the queue, failed once and retried, every step
--- completed with continuation (the children come back claimed), then read as a wait_ms
--- response. Returns the final state.
+-- completed with continuation (the children come back claimed) and followed up as a report
+-- that found its task busy would be, then read as a wait_ms response. Returns the final state.
 CREATE FUNCTION pg_temp.lifecycle() RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     t uuid := gen_random_uuid();
@@ -58,6 +58,15 @@ BEGIN
                      step, 'w1', jsonb_build_object('step_uuid', step, 'success', true,
                                                     'status', 'completed', 'result', '{}'::jsonb),
                      ROW(0, 2.0, 60.0, 0.0)::tasker.backoff_policy, '{worker_pb_queue}', NULL, 4, 30)
+        LOOP
+            IF r.step_uuid IS NOT NULL THEN
+                todo := todo || r.step_uuid;
+            END IF;
+        END LOOP;
+        -- the second call of a report that found its task busy (0031); here it finds the
+        -- children already taken and only evaluates the task again
+        FOR r IN SELECT * FROM tasker.complete_step_follow_up(step, 'w1', '{worker_pb_queue}',
+                                                               NULL, 4, 30)
         LOOP
             IF r.step_uuid IS NOT NULL THEN
                 todo := todo || r.step_uuid;
