@@ -78,7 +78,7 @@ typedef struct tk_config_s {
         int poll_interval_ms;  /* result polling: fallback in hybrid mode, only source in polling */
         int result_batch_size; /* step results processed per batch */
         int sweep_interval_ms; /* period of the stuck-task sweep */
-        int stuck_task_seconds; /* a non-terminal task unchanged this long is evaluated again */
+        int stuck_task_seconds; /* a task unchanged this long, nothing in flight: evaluated again */
     } orchestration;
     struct {
         double base_seconds; /* first retry delay */
