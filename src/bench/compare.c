@@ -101,8 +101,11 @@ static json_t *load(const char *path)
 {
     json_error_t jerr;
     json_t *doc = json_load_file(path, 0, &jerr);
-    if (doc == NULL)
-        fprintf(stderr, "tasker: could not read %s: %s (line %d)\n", path, jerr.text, jerr.line);
+    if (doc == NULL && jerr.line > 0)
+        fprintf(stderr, "tasker bench compare: could not read %s: %s (line %d)\n", path, jerr.text,
+                jerr.line);
+    else if (doc == NULL)
+        fprintf(stderr, "tasker bench compare: could not read %s: %s\n", path, jerr.text);
     return doc;
 }
 

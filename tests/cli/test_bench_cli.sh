@@ -46,6 +46,16 @@ expect "bench throughput --help names --submit-batch" 0 "--submit-batch B" -- \
 expect "bench compare needs two files" 2 "compare needs two files" -- "$T" bench compare a.json
 expect "bench compare unreadable file" 1 "could not read" -- \
     "$T" bench compare "$dir/none.json" "$dir/none.json"
+if grep -qF "(line" "$err"; then
+    echo "not ok - compare: a missing file's error has no line number"; cat "$err"
+    failures=$((failures + 1))
+else
+    echo "ok - compare: a missing file's error has no line number"
+fi
+printf '{"floor": \n  [' > "$dir/broken.json"
+expect "bench compare malformed file" 1 "could not read" -- \
+    "$T" bench compare "$dir/broken.json" "$dir/broken.json"
+check "compare: a malformed file's error names the line" "$err" "(line 2)"
 expect "bench unreachable database" 1 "could not" -- \
     "$T" bench floor --quick --database-url "postgresql://tasker@127.0.0.1:1/tasker" \
     --json "$dir/x.json"
