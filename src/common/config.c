@@ -91,7 +91,8 @@ static const tk_config_key_t keys[] = {
     KEY("orchestration.stuck_task_seconds", INT, orchestration.stuck_task_seconds, "300", 1, 86400,
         NULL, "TASKER_ORCHESTRATION_STUCK_TASK_SECONDS", NULL, R,
         "a non-terminal task unchanged this long, none of whose steps is queued, running "
-        "or waiting for a retry, is evaluated again"),
+        "or waiting for a retry, is evaluated again (checked every tenth of it, at most "
+        "every minute)"),
 
     KEY("backoff.base_seconds", DOUBLE, backoff.base_seconds, "1.0", 0, 3600, NULL,
         "TASKER_BACKOFF_BASE_SECONDS", NULL, R, "delay before the first retry of a failed step"),

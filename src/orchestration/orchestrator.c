@@ -49,7 +49,8 @@ static const tk_stmt_t process_stmt = {
     "FROM tasker.process_step_results($1::int, $2::tasker.backoff_policy)",
     2, false};
 static const tk_stmt_t sweep_stmt = {
-    "orch_sweep", "SELECT tasker.sweep($1::tasker.backoff_policy, $2::int, $3::int)", 3, false};
+    "orch_sweep", "SELECT tasker.sweep($1::tasker.backoff_policy, $2::int, $3::int, $4::boolean)",
+    4, false};
 
 static bool stopping(tk_orchestrator_t *o)
 {
@@ -211,6 +212,9 @@ static void *results_thread(void *arg)
     return NULL;
 }
 
+/* The sweeper: tasker.sweep every sweep_interval_ms. Its two parts whose cost grows with a
+ * backlog (stuck tasks, lost messages) run only every tenth of stuck_task_seconds, at most
+ * every minute (sql/0033): they catch what waits that long anyway. */
 static void *sweep_thread(void *arg)
 {
     tk_orchestrator_t *o = arg;
@@ -218,7 +222,11 @@ static void *sweep_thread(void *arg)
     tk_error_t err;
     char stuck[16], limit[16] = "100";
     snprintf(stuck, sizeof(stuck), "%d", o->o.stuck_task_seconds);
-    const char *params[] = {o->policy, stuck, limit};
+    const char *params[] = {o->policy, stuck, limit, NULL};
+    int64_t all_parts_every = (int64_t)o->o.stuck_task_seconds * 100;
+    if (all_parts_every > 60000)
+        all_parts_every = 60000;
+    int64_t all_parts_next = 0; /* monotonic ms */
     pthread_mutex_lock(&o->lock);
     while (!o->stopping) {
         struct timespec until;
@@ -236,9 +244,13 @@ static void *sweep_thread(void *arg)
 
         PGresult *res = NULL;
         int rc = TK_ECONN;
+        bool all_parts = tk_clock_ms() >= all_parts_next;
+        params[3] = all_parts ? "true" : "false";
         if (conn != NULL || tk_conn_open(o->database_url, "tasker-sweeper", &conn, &err) == TK_OK)
             rc = tk_conn_query(conn, &sweep_stmt, params, &res, &err);
         if (rc == TK_OK) {
+            if (all_parts)
+                all_parts_next = tk_clock_ms() + all_parts_every;
             json_t *counts = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
             json_int_t total = 0;
             const char *key;
@@ -250,6 +262,7 @@ static void *sweep_thread(void *arg)
             PQclear(res);
             pthread_mutex_lock(&o->lock);
             o->stats.sweeps++;
+            o->stats.full_sweeps += all_parts;
             o->stats.recovered += (uint64_t)total;
             continue;
         }

@@ -21,7 +21,8 @@ typedef struct tk_orchestrator_opts_s {
     int poll_interval_ms;   /* results polling: the fallback in hybrid, the source in polling */
     int result_batch_size;  /* results applied per round trip */
     int sweep_interval_ms;  /* period of tasker.sweep; 0 disables the sweeper */
-    int stuck_task_seconds; /* sweep: a task unchanged this long is evaluated again */
+    int stuck_task_seconds; /* sweep: a task unchanged this long is evaluated again; the
+                             * stuck and lost-message checks run every tenth of it */
     tk_backoff_t backoff;
 } tk_orchestrator_opts_t;
 
@@ -35,6 +36,7 @@ typedef struct tk_orchestrator_stats_s {
     uint64_t tasks_complete; /* tasks this orchestrator finished, by outcome */
     uint64_t tasks_error;
     uint64_t sweeps, recovered; /* sweep runs, and items they acted on */
+    uint64_t full_sweeps;       /* sweeps that also looked for stuck tasks and lost messages */
     uint64_t latency_count;
     double latency_sum_ms;
     uint64_t latency_buckets[TK_LATENCY_BUCKETS]; /* cumulative counts as in Prometheus */

@@ -123,3 +123,27 @@ BEGIN
     PERFORM test.eq(buffers < 4 * 1500, true, format('the sweep reads %s buffers', buffers));
 END
 $$;
+
+-- A sweep without its backlog-sized parts (p_all_parts false, sql/0033) still expires leases
+-- and queues elapsed retries, and leaves a stuck task and a lost message to the next full one.
+DO $$
+DECLARE
+    stuck uuid := test.make_task('{a,b}', '{a>b}', p_state => 'initializing');
+    lost uuid := test.make_task('{a:enqueued}', '{}', p_state => 'steps_in_process');
+    expired uuid := test.make_task('{a:in_progress}', '{}', p_state => 'steps_in_process');
+    retry uuid := test.make_task('{a:waiting_for_retry}', '{}', p_state => 'waiting_for_retry');
+BEGIN
+    PERFORM pg_temp.age(t, interval '1 hour') FROM unnest(ARRAY[stuck, lost, expired, retry]) t;
+    UPDATE tasker.workflow_steps SET lease_owner = 'w', lease_expires_at = now() - interval '1 s'
+    WHERE workflow_step_uuid = test.step(expired, 'a');
+    PERFORM test.set_retry(test.step(retry, 'a'), 1, 3, true, now() - interval '1 hour', 5);
+    PERFORM test.eq(tasker.sweep(NULL, 60, 100, false),
+                    '{"leases": 1, "retries": 1, "stuck": 0, "resent": 0}'::jsonb,
+                    'the cheap parts only');
+    PERFORM test.eq((SELECT state FROM tasker.tasks WHERE task_uuid = stuck)::text,
+                    'initializing', 'the stuck task waits for a full sweep');
+    PERFORM test.eq(tasker.sweep(NULL, 60, 100),
+                    '{"leases": 0, "retries": 0, "stuck": 1, "resent": 1}'::jsonb,
+                    'the full sweep');
+END
+$$;
