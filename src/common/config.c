@@ -87,7 +87,8 @@ static const tk_config_key_t keys[] = {
         "step results processed per batch"),
     KEY("orchestration.sweep_interval_ms", INT, orchestration.sweep_interval_ms, "5000", 100,
         3600000, NULL, "TASKER_ORCHESTRATION_SWEEP_INTERVAL_MS", NULL, R,
-        "period of the sweep that finds stuck tasks and expired step leases"),
+        "period of the sweep that finds expired step leases and elapsed retries (stuck tasks "
+        "and lost messages: every tenth of stuck_task_seconds)"),
     KEY("orchestration.stuck_task_seconds", INT, orchestration.stuck_task_seconds, "300", 1, 86400,
         NULL, "TASKER_ORCHESTRATION_STUCK_TASK_SECONDS", NULL, R,
         "a non-terminal task unchanged this long, none of whose steps is queued, running "

@@ -77,7 +77,7 @@ typedef struct tk_config_s {
         tk_config_mode_t mode;
         int poll_interval_ms;  /* result polling: fallback in hybrid mode, only source in polling */
         int result_batch_size; /* step results processed per batch */
-        int sweep_interval_ms; /* period of the stuck-task sweep */
+        int sweep_interval_ms; /* period of the lease and retry sweep */
         int stuck_task_seconds; /* a task unchanged this long, nothing in flight: evaluated again */
     } orchestration;
     struct {
