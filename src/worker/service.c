@@ -115,12 +115,17 @@ static void metrics(tk_http_request_t *req)
                      "tasker_worker_steps_total{outcome=\"failure\"} %llu\n"
                      "tasker_worker_steps_total{outcome=\"timeout\"} %llu\n"
                      "tasker_worker_steps_total{outcome=\"lease_lost\"} %llu\n"
+                     "# HELP tasker_worker_results_reported_together_total Results sent in one "
+                     "call with others of their task.\n"
+                     "# TYPE tasker_worker_results_reported_together_total counter\n"
+                     "tasker_worker_results_reported_together_total %llu\n"
                      "# HELP tasker_worker_steps_in_flight Steps claimed and not yet reported.\n"
                      "# TYPE tasker_worker_steps_in_flight gauge\n"
                      "tasker_worker_steps_in_flight %d\n",
                      (unsigned long long)st.claimed, (unsigned long long)st.succeeded,
                      (unsigned long long)(st.failed - st.timed_out),
-                     (unsigned long long)st.timed_out, (unsigned long long)st.lost, st.in_flight);
+                     (unsigned long long)st.timed_out, (unsigned long long)st.lost,
+                     (unsigned long long)st.reported_together, st.in_flight);
     tk_http_respond(req, 200, "text/plain; version=0.0.4", body, (size_t)n);
 }
 

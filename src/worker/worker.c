@@ -8,6 +8,12 @@
  * heartbeat thread renews the leases of every claimed step and fails the ones whose handler
  * overruns its timeout.
  *
+ * Results of one task go to the database one call at a time: a result whose task already has
+ * a report in flight from this worker waits at the task's gate and goes with the next call,
+ * together with every other result waiting there (tasker.complete_steps); the first result
+ * of a task waits up to SIBLING_WINDOW_US for siblings still running, so that steps finishing
+ * together are reported together (README.md, "Siblings").
+ *
  * A timed-out handler keeps its thread (C cannot stop it). The step is reported as failed
  * with error_type handler_timeout at once, a replacement thread keeps the pool at full size,
  * and the late thread drops its result and exits when the handler finally returns.
@@ -43,7 +49,9 @@
 #include "worker/step.h"
 #include "worker/worker.h"
 
-typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_ABANDONED } job_state_t;
+/* queued for a thread; its handler runs; its handler returned and its result is being
+ * reported (the heartbeat no longer times it out); timed out or given up by a stopping worker */
+typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_REPORTING, JOB_ABANDONED } job_state_t;
 
 typedef struct job_s {
     tk_step_t *step;
@@ -52,9 +60,32 @@ typedef struct job_s {
     int64_t deadline_ms; /* set when the handler starts */
     job_state_t state;
     bool host;                               /* its handler runs on a host thread */
+    bool at_gate;                            /* its result reached its task's report gate */
     struct job_s *next;                      /* run queue */
     struct job_s *flight_prev, *flight_next; /* claimed and not yet reported */
 } job_t;
+
+/* A result waiting at its task's report gate (on its reporting thread's stack). */
+typedef struct gated_result_s {
+    job_t *job;
+    const char *result; /* StepExecutionResult JSON */
+    enum { RESULT_WAITS, RESULT_LEADS, RESULT_DONE } state;
+    struct gated_result_s *next;
+} gated_result_t;
+
+/* A task with a report from this worker in flight or about to go: the results that will go
+ * with its next call wait here. */
+typedef struct report_gate_s {
+    char task_uuid[40];
+    gated_result_t *head, *tail;
+    struct report_gate_s *next;
+} report_gate_t;
+
+/* How long the first result of a task waits for siblings still running in this worker. The
+ * join after them can start only once the last is stored anyway, and handlers started
+ * together by one continuation end within tens of microseconds of each other when they are
+ * short (src/worker/README.md, "Siblings"). */
+#define SIBLING_WINDOW_US 200
 
 /* A run queue: jobs claimed and waiting for a thread, in order. */
 typedef struct run_queue_s {
@@ -83,12 +114,14 @@ struct tk_worker_s {
     uint64_t host_wake_gen;    /* incremented by tk_worker_host_wake() */
     bool host_closed;          /* tk_worker_host_close() */
     int threads, target_threads;
+    report_gate_t *gates;       /* tasks with a report under way */
+    pthread_cond_t report_done; /* CLOCK_MONOTONIC: a gate changed */
     bool stopping;
     int wake_fd;
     pthread_t dispatcher, heartbeat;
     bool dispatcher_started, heartbeat_started;
 
-    atomic_uint_fast64_t claimed, succeeded, failed, timed_out, lost;
+    atomic_uint_fast64_t claimed, succeeded, failed, timed_out, lost, reported_together;
     atomic_bool db_ok;
 };
 
@@ -108,6 +141,12 @@ static const tk_stmt_t follow_up_stmt = {
     "SELECT * FROM tasker.complete_step_follow_up($1::uuid, $2, $3::text[], $4::text[], $5::int, "
     "$6::int)",
     6, true /* only reads under the task's lock, then starts steps still pending */};
+/* Several results of one task: stored and applied in one transaction (sql/0034). */
+static const tk_stmt_t complete_many_stmt = {
+    "worker_complete_many",
+    "SELECT * FROM tasker.complete_steps($1::uuid[], $2, $3::jsonb, $4::tasker.backoff_policy, "
+    "$5::text[], $6::text[], $7::int, $8::int)",
+    8, true /* compare-and-swaps on the leases, as complete_step */};
 static const tk_stmt_t heartbeat_stmt = {
     "worker_heartbeat", "SELECT tasker.extend_step_leases($1, $2::uuid[], $3::int)", 3, true};
 
@@ -202,6 +241,14 @@ static PGresult *query_until(tk_worker_t *w, const tk_stmt_t *stmt, const char *
     }
 }
 
+/* The lease-lost warning for a result the database refused. */
+static void count_lost(tk_worker_t *w, const tk_log_ids_t *ids)
+{
+    atomic_fetch_add(&w->lost, 1);
+    TK_LOG_IDS(TK_LOG_WARN, "worker", ids,
+               "result dropped: the step's lease was lost (it ran too long or was cancelled)");
+}
+
 /* Send a result with tasker.complete_step, retrying connection failures until the lease would
  * have expired anyway, and claim up to `max_next` of the steps it makes ready (through
  * complete_step_follow_up when complete_step found the task busy). Counts it as lost when the
@@ -220,10 +267,7 @@ static PGresult *report(tk_worker_t *w, const char *step_uuid, const char *resul
     if (res == NULL)
         return NULL;
     if (PQntuples(res) < 1 || PQgetvalue(res, 0, 0)[0] != 't') {
-        atomic_fetch_add(&w->lost, 1);
-        TK_LOG_IDS(TK_LOG_WARN, "worker", ids,
-                   "result dropped: the step's lease was lost (it ran too long or was "
-                   "cancelled)");
+        count_lost(w, ids);
         return res;
     }
     if (PQgetisnull(res, 0, 2)) {
@@ -240,8 +284,192 @@ static PGresult *report(tk_worker_t *w, const char *step_uuid, const char *resul
     return res;
 }
 
+/* Send the results of `n` steps of one task (the list `batch`) with tasker.complete_steps,
+ * retrying connection failures as report() does, and claim up to `max_next` steps they make
+ * ready. Counts the refused ones as lost. Returns the rows (a verdict per result in order,
+ * then the steps claimed as continuation; caller PQclears) or NULL. */
+static PGresult *report_many(tk_worker_t *w, const gated_result_t *batch, int n, int max_next)
+{
+    size_t steps_len = 3, results_len = 3;
+    for (const gated_result_t *r = batch; r != NULL; r = r->next) {
+        steps_len += strlen(r->job->step_uuid) + 1;
+        results_len += strlen(r->result) + 1;
+    }
+    char *steps = malloc(steps_len), *results = malloc(results_len);
+    tk_step_t *first = batch->job->step;
+    tk_log_ids_t task_ids = {tk_step_correlation_id(first), tk_step_task_uuid(first), NULL};
+    if (steps == NULL || results == NULL) {
+        free(steps);
+        free(results);
+        TK_LOG_IDS(TK_LOG_ERROR, "worker", &task_ids,
+                   "could not report %d results: out of memory; the steps will run again", n);
+        return NULL;
+    }
+    char *sp = steps, *rp = results;
+    *sp++ = '{';
+    *rp++ = '[';
+    for (const gated_result_t *r = batch; r != NULL; r = r->next) {
+        if (r != batch) {
+            *sp++ = ',';
+            *rp++ = ',';
+        }
+        size_t len = strlen(r->job->step_uuid);
+        memcpy(sp, r->job->step_uuid, len);
+        sp += len;
+        len = strlen(r->result);
+        memcpy(rp, r->result, len);
+        rp += len;
+    }
+    memcpy(sp, "}", 2);
+    memcpy(rp, "]", 2);
+    char next[16], lease[16];
+    snprintf(next, sizeof(next), "%d", max_next);
+    snprintf(lease, sizeof(lease), "%d", w->o.lease_seconds);
+    const char *params[] = {steps,           w->worker_id,      results, w->policy,
+                            w->queues_array, w->handlers_array, next,    lease};
+    int64_t give_up = tk_clock_ms() + (int64_t)w->o.lease_seconds * 1000;
+    PGresult *res =
+        query_until(w, &complete_many_stmt, params, give_up, &task_ids, "the steps will run again");
+    free(steps);
+    free(results);
+    if (res == NULL)
+        return NULL;
+    atomic_fetch_add(&w->reported_together, (uint_fast64_t)n);
+    int row = 0;
+    for (const gated_result_t *r = batch; r != NULL; r = r->next, row++) {
+        tk_step_t *step = r->job->step;
+        tk_log_ids_t ids = {tk_step_correlation_id(step), tk_step_task_uuid(step),
+                            tk_step_uuid(step)};
+        if (row >= PQntuples(res) || PQgetvalue(res, row, 0)[0] != 't')
+            count_lost(w, &ids);
+        else
+            tk_log_outcome("worker", &ids, PQgetvalue(res, row, 1), PQgetvalue(res, row, 2));
+    }
+    return res;
+}
+
 static int take_claimed(tk_worker_t *w, const PGresult *res, const job_t *reporter);
 static void finish_job(tk_worker_t *w, job_t *job);
+
+/* Another job of `job`'s task in this worker that has not reached the gate: waiting for a
+ * thread (a continuation's siblings start a few tens of microseconds apart), running its
+ * handler, or encoding its result (lock held). */
+static bool sibling_running(const tk_worker_t *w, const job_t *job)
+{
+    const char *task = tk_step_task_uuid(job->step);
+    for (const job_t *j = w->flight; j != NULL; j = j->flight_next) {
+        if (j != job && j->state != JOB_ABANDONED && !j->at_gate &&
+            strcmp(tk_step_task_uuid(j->step), task) == 0)
+            return true;
+    }
+    return false;
+}
+
+static report_gate_t *gate_find(const tk_worker_t *w, const char *task_uuid)
+{
+    for (report_gate_t *g = w->gates; g != NULL; g = g->next)
+        if (strcmp(g->task_uuid, task_uuid) == 0)
+            return g;
+    return NULL;
+}
+
+static void gate_close(tk_worker_t *w, report_gate_t *gate)
+{
+    for (report_gate_t **p = &w->gates; *p != NULL; p = &(*p)->next) {
+        if (*p == gate) {
+            *p = gate->next;
+            break;
+        }
+    }
+    free(gate);
+}
+
+/* Report `job`'s result through its task's gate (see the file comment): alone, or together
+ * with its siblings' results, on this thread or on the thread whose call takes it along.
+ * Queues the steps the call claimed as continuation, one for this thread to run next. */
+static void report_at_gate(tk_worker_t *w, job_t *job, const char *result)
+{
+    gated_result_t self = {job, result, RESULT_WAITS, NULL};
+    tk_step_t *step = job->step;
+    pthread_mutex_lock(&w->lock);
+    job->at_gate = true;
+    report_gate_t *gate = gate_find(w, tk_step_task_uuid(step));
+    if (gate != NULL) {
+        /* a report of the task is under way: go with the next one */
+        if (gate->tail != NULL)
+            gate->tail->next = &self;
+        else
+            gate->head = &self; /* the first to go with the next call */
+        gate->tail = &self;
+        pthread_cond_broadcast(&w->report_done); /* a gathering first result looks again */
+        while (self.state == RESULT_WAITS)
+            pthread_cond_wait(&w->report_done, &w->lock);
+        if (self.state == RESULT_DONE) {
+            pthread_mutex_unlock(&w->lock); /* reported by the call that took it along */
+            return;
+        }
+    } else if ((gate = calloc(1, sizeof(*gate))) != NULL) {
+        snprintf(gate->task_uuid, sizeof(gate->task_uuid), "%s", tk_step_task_uuid(step));
+        gate->head = gate->tail = &self;
+        gate->next = w->gates;
+        w->gates = gate;
+    }
+    if (gate != NULL) {
+        /* this thread's call goes next: let siblings about to finish come along */
+        int64_t until = tk_clock_us() + SIBLING_WINDOW_US;
+        struct timespec ts = {.tv_sec = until / 1000000, .tv_nsec = (long)(until % 1000000) * 1000};
+        while (sibling_running(w, job) &&
+               pthread_cond_timedwait(&w->report_done, &w->lock, &ts) != ETIMEDOUT)
+            ;
+    } /* else out of memory: report alone */
+
+    /* this thread reports every result waiting at the gate, its own first */
+    gated_result_t *batch = gate != NULL ? gate->head : &self;
+    if (gate != NULL)
+        gate->head = gate->tail = NULL;
+    int n = 0;
+    for (gated_result_t *r = batch; r != NULL; r = r->next)
+        n++;
+    /* continuation: the ready children, as many as there are free places, counting the
+     * reporting jobs' own (at least one: this thread runs it next, whatever other jobs came
+     * in meanwhile) */
+    int max_next = w->o.max_concurrent - (w->queued + w->running) + n;
+    if (max_next < 1)
+        max_next = 1;
+    if (max_next > w->o.batch_size)
+        max_next = w->o.batch_size;
+    if (w->stopping)
+        max_next = 0;
+    pthread_mutex_unlock(&w->lock);
+
+    PGresult *res;
+    if (n == 1) {
+        tk_log_ids_t ids = {tk_step_correlation_id(step), tk_step_task_uuid(step),
+                            tk_step_uuid(step)};
+        res = report(w, job->step_uuid, result, &ids, max_next);
+    } else {
+        res = report_many(w, batch, n, max_next);
+    }
+    if (res != NULL) {
+        take_claimed(w, res, job); /* queued first: this thread runs one next */
+        PQclear(res);
+    }
+
+    pthread_mutex_lock(&w->lock);
+    for (gated_result_t *r = batch, *next; r != NULL; r = next) {
+        next = r->next; /* a waiting thread's entry is gone once it sees RESULT_DONE */
+        if (r != &self)
+            r->state = RESULT_DONE;
+    }
+    if (gate != NULL) {
+        if (gate->head != NULL)
+            gate->head->state = RESULT_LEADS; /* results that came meanwhile go next */
+        else
+            gate_close(w, gate);
+    }
+    pthread_cond_broadcast(&w->report_done);
+    pthread_mutex_unlock(&w->lock);
+}
 
 /* Run one job's handler on this handler thread, then finish it. */
 static void run_job(tk_worker_t *w, job_t *job)
@@ -275,15 +503,8 @@ static void finish_job(tk_worker_t *w, job_t *job)
     tk_log_ids_t ids = {tk_step_correlation_id(step), tk_step_task_uuid(step), tk_step_uuid(step)};
     pthread_mutex_lock(&w->lock);
     bool abandoned = job->state == JOB_ABANDONED;
-    /* continuation: the ready children, as many as there are free places, counting this
-     * job's (at least one: this thread runs it next, whatever other jobs came in meanwhile) */
-    int max_next = w->o.max_concurrent - (w->queued + w->running) + 1;
-    if (max_next < 1)
-        max_next = 1;
-    if (max_next > w->o.batch_size)
-        max_next = w->o.batch_size;
-    if (w->stopping)
-        max_next = 0;
+    if (!abandoned)
+        job->state = JOB_REPORTING;
     pthread_mutex_unlock(&w->lock);
     if (!abandoned) {
         char *result = tk_step_result_json(step, w->worker_id);
@@ -298,14 +519,13 @@ static void finish_job(tk_worker_t *w, job_t *job)
                 TK_LOG_IDS(TK_LOG_WARN, "worker", &ids, "step %s (%s) failed on attempt %d",
                            tk_step_name(step), tk_step_handler_name(step), tk_step_attempt(step));
             }
-            PGresult *next = report(w, job->step_uuid, result, &ids, max_next);
-            if (next != NULL) {
-                take_claimed(w, next, job); /* queued first: this thread runs one next */
-                PQclear(next);
-            }
+            report_at_gate(w, job, result);
             free(result);
         } else {
             TK_LOG_IDS(TK_LOG_ERROR, "worker", &ids, "could not encode the result: out of memory");
+            pthread_mutex_lock(&w->lock);
+            job->at_gate = true; /* a sibling's result need not wait for it */
+            pthread_mutex_unlock(&w->lock);
         }
     }
 
@@ -822,6 +1042,7 @@ int tk_worker_start(const tk_worker_opts_t *opts, tk_worker_t **out, tk_error_t 
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&w->host_ready, &attr);
+    pthread_cond_init(&w->report_done, &attr);
     pthread_condattr_destroy(&attr);
     w->database_url = strdup(opts->database_url ? opts->database_url : "");
     w->worker_id = strdup(opts->worker_id);
@@ -944,6 +1165,7 @@ void tk_worker_stats(tk_worker_t *w, tk_worker_stats_t *out)
     out->failed = atomic_load(&w->failed);
     out->timed_out = atomic_load(&w->timed_out);
     out->lost = atomic_load(&w->lost);
+    out->reported_together = atomic_load(&w->reported_together);
     out->database_ok = atomic_load(&w->db_ok);
     pthread_mutex_lock(&w->lock);
     out->in_flight = w->queued + w->running;

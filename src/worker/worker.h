@@ -36,11 +36,12 @@ typedef struct tk_worker_opts_s {
 typedef struct tk_worker_stats_s {
     uint64_t claimed;
     uint64_t succeeded;
-    uint64_t failed;    /* handler failures (incl. timeouts) reported */
-    uint64_t timed_out; /* of which timeouts */
-    uint64_t lost;      /* results refused because the lease had been lost */
-    int in_flight;      /* steps claimed and not yet reported */
-    bool database_ok;   /* the last claim reached the database */
+    uint64_t failed;            /* handler failures (incl. timeouts) reported */
+    uint64_t timed_out;         /* of which timeouts */
+    uint64_t lost;              /* results refused because the lease had been lost */
+    uint64_t reported_together; /* results sent in one call with others of their task */
+    int in_flight;              /* steps claimed and not yet reported */
+    bool database_ok;           /* the last claim reached the database */
 } tk_worker_stats_t;
 
 typedef struct tk_worker_s tk_worker_t;

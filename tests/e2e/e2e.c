@@ -205,7 +205,7 @@ static size_t collect(char *data, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-json_t *e2e_http(int port, const char *method, const char *path, const char *body, long *status)
+char *e2e_http_text(int port, const char *method, const char *path, const char *body, long *status)
 {
     char url[512];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
@@ -227,8 +227,14 @@ json_t *e2e_http(int port, const char *method, const char *path, const char *bod
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
     curl_slist_free_all(headers);
     curl_easy_cleanup(curl);
-    json_t *doc = b.data ? tk_json_parse(b.data, b.len) : NULL;
-    free(b.data);
+    return b.data;
+}
+
+json_t *e2e_http(int port, const char *method, const char *path, const char *body, long *status)
+{
+    char *text = e2e_http_text(port, method, path, body, status);
+    json_t *doc = text ? tk_json_parse(text, strlen(text)) : NULL;
+    free(text);
     return doc;
 }
 

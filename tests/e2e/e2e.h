@@ -50,6 +50,9 @@ void e2e_kill(e2e_proc_t *p);
  * JSON) and sets *status. */
 json_t *e2e_http(int port, const char *method, const char *path, const char *body, long *status);
 
+/* The same request; returns the body as text (caller frees; NULL when empty). */
+char *e2e_http_text(int port, const char *method, const char *path, const char *body, long *status);
+
 /* POST /v1/tasks (?wait_ms=wait_ms when > 0) for ns/name/1.0.0 with `context` (JSON text);
  * fails the test unless the status is `expect_status`. Returns the response JSON. */
 json_t *e2e_create_task(int port, const char *ns, const char *name, const char *context,
