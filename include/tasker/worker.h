@@ -7,9 +7,10 @@
  * results. Steps whose handler is one of `host_handlers` are handed to the host: its threads
  * call tk_host_worker_next() (which blocks: release the interpreter lock around it), run the
  * handler, end the step with tk_step_succeed_json() / tk_step_fail() (see handler.h), and
- * call tk_host_worker_done(), which reports the result from the calling thread (release the
- * lock around it too). The step that result made ready is that thread's next, so a workflow
- * of host steps runs on one host thread without hand-overs. Built-in and plugin handlers keep
+ * call tk_host_worker_done(), which reports the result from the calling thread, or together
+ * with sibling steps' results that finished at the same time (release the lock around it
+ * too). The step that result made ready is that thread's next, so a workflow of host steps
+ * runs on one host thread without hand-overs. Built-in and plugin handlers keep
  * running on C threads.
  * tk_host_worker_wake() ends the waits in progress (for the interpreter's interrupts),
  * tk_host_worker_close() every wait for good (the first step of shutdown);
@@ -86,8 +87,10 @@ TK_API void tk_host_worker_close(tk_host_worker_t *w);
 /* Hand back a step after ending it and report its result (a step without an outcome is
  * reported as a retryable handler_error); a result that arrives after the step's timeout was
  * reported is dropped. The step must not be used afterwards. Blocks for a database round
- * trip (longer while the database is unreachable, up to the lease): release the interpreter
- * lock around this call. Thread-safe. */
+ * trip (longer while the database is unreachable, up to the lease), and while another
+ * report of the same task is under way, whose next call then takes this result along with
+ * the others waiting (the worker's README, "Siblings"): release the interpreter lock around
+ * this call. Thread-safe. */
 TK_API void tk_host_worker_done(tk_host_worker_t *w, tk_step_t *step);
 
 /* The worker's id (lease owner), e.g. "myhost-1234". */

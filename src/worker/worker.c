@@ -111,6 +111,7 @@ struct tk_worker_s {
     int queued, running;
     pthread_cond_t host_ready; /* CLOCK_MONOTONIC */
     int host_running;          /* of `running`, with a host thread */
+    int host_waiting;          /* host threads waiting in tk_worker_host_next() */
     uint64_t host_wake_gen;    /* incremented by tk_worker_host_wake() */
     bool host_closed;          /* tk_worker_host_close() */
     int threads, target_threads;
@@ -351,15 +352,19 @@ static PGresult *report_many(tk_worker_t *w, const gated_result_t *batch, int n,
 static int take_claimed(tk_worker_t *w, const PGresult *res, const job_t *reporter);
 static void finish_job(tk_worker_t *w, job_t *job);
 
-/* Another job of `job`'s task in this worker that has not reached the gate: waiting for a
- * thread (a continuation's siblings start a few tens of microseconds apart), running its
- * handler, or encoding its result (lock held). */
+/* Another job of `job`'s task in this worker that has not reached the gate: running its
+ * handler, encoding its result, or queued while a thread of its kind is idle (a
+ * continuation's siblings start a few tens of microseconds apart; with no idle thread a
+ * queued sibling waits for this very one) (lock held). */
 static bool sibling_running(const tk_worker_t *w, const job_t *job)
 {
     const char *task = tk_step_task_uuid(job->step);
+    bool idle_pool_thread = w->target_threads > w->running - w->host_running;
     for (const job_t *j = w->flight; j != NULL; j = j->flight_next) {
-        if (j != job && j->state != JOB_ABANDONED && !j->at_gate &&
-            strcmp(tk_step_task_uuid(j->step), task) == 0)
+        if (j == job || j->state == JOB_ABANDONED || j->at_gate ||
+            (j->state == JOB_QUEUED && !(j->host ? w->host_waiting > 0 : idle_pool_thread)))
+            continue;
+        if (strcmp(tk_step_task_uuid(j->step), task) == 0)
             return true;
     }
     return false;
@@ -911,6 +916,7 @@ int tk_worker_host_next(tk_worker_t *w, int timeout_ms, tk_step_t **step)
     *step = NULL;
     pthread_mutex_lock(&w->lock);
     uint64_t gen = w->host_wake_gen;
+    w->host_waiting++;
     while (w->host_jobs.head == NULL && !w->stopping && !w->host_closed &&
            w->host_wake_gen == gen) {
         if (timeout_ms < 0) {
@@ -923,6 +929,7 @@ int tk_worker_host_next(tk_worker_t *w, int timeout_ms, tk_step_t **step)
                               .tv_nsec = (long)(deadline % 1000) * 1000000L};
         pthread_cond_timedwait(&w->host_ready, &w->lock, &ts);
     }
+    w->host_waiting--;
     int rc = TK_ETIMEDOUT;
     if (w->stopping || w->host_closed) {
         rc = TK_ESHUTDOWN;
