@@ -84,6 +84,9 @@ BEGIN
         'version', '1.0.0', 'steps', jsonb_build_array(pg_temp.step('start'),
         pg_temp.step('b', '{start}'), pg_temp.step('c', '{start}'), pg_temp.step('d', '{start}'),
         pg_temp.step('join', '{b,c,d}'))));
+    PERFORM tasker.register_template(jsonb_build_object('name', 'forks', 'namespace_name', 'cs',
+        'version', '1.0.0', 'steps', jsonb_build_array(pg_temp.step('a'), pg_temp.step('b'),
+        pg_temp.step('x', '{a}'), pg_temp.step('y', '{b}'))));
     PERFORM tasker.register_template(jsonb_build_object('name', 'pair', 'namespace_name', 'cs',
         'version', '1.0.0', 'steps', jsonb_build_array(pg_temp.step('x'), pg_temp.step('y'))));
 END $$;
@@ -130,6 +133,26 @@ BEGIN
                     'enqueued', 'the join is queued');
     PERFORM test.eq((SELECT count(*) FROM tasker_mq.messages
                      WHERE message->>'step_uuid' = test.step(t, 'join')::text)::integer, 1,
+                    'with its message');
+END $$;
+
+-- Two results each making a child ready, room for one: the first child (in uuid order) is
+-- the continuation, the other goes to the queue.
+DO $$
+DECLARE
+    t uuid := pg_temp.create('forks');
+    r text;
+BEGIN
+    PERFORM tasker_mq.purge_queue('worker_cs_queue');
+    PERFORM pg_temp.start(t, '{a,b}', p_from => 'enqueued');
+    r := pg_temp.report(t, '{b,a}', 1);
+    PERFORM test.eq(r, 'true/complete/steps_in_process true/complete/steps_in_process next:x(a)',
+                    'one continuation');
+    PERFORM test.eq((SELECT ws.state FROM tasker.workflow_steps ws
+                     WHERE ws.workflow_step_uuid = test.step(t, 'y')),
+                    'enqueued', 'the other child is queued');
+    PERFORM test.eq((SELECT count(*) FROM tasker_mq.messages
+                     WHERE message->>'step_uuid' = test.step(t, 'y')::text)::integer, 1,
                     'with its message');
 END $$;
 
