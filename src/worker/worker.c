@@ -291,12 +291,15 @@ static PGresult *report(tk_worker_t *w, const char *step_uuid, const char *resul
  * then the steps claimed as continuation; caller PQclears) or NULL. */
 static PGresult *report_many(tk_worker_t *w, const gated_result_t *batch, int n, int max_next)
 {
-    size_t steps_len = 3, results_len = 3;
-    for (const gated_result_t *r = batch; r != NULL; r = r->next) {
-        steps_len += strlen(r->job->step_uuid) + 1;
+    const char **uuids = malloc((size_t)n * sizeof(*uuids));
+    size_t results_len = 3;
+    int k = 0;
+    for (const gated_result_t *r = batch; r != NULL && uuids != NULL; r = r->next) {
+        uuids[k++] = r->job->step_uuid;
         results_len += strlen(r->result) + 1;
     }
-    char *steps = malloc(steps_len), *results = malloc(results_len);
+    char *steps = uuids != NULL ? array_literal(uuids, n) : NULL, *results = malloc(results_len);
+    free(uuids);
     tk_step_t *first = batch->job->step;
     tk_log_ids_t task_ids = {tk_step_correlation_id(first), tk_step_task_uuid(first), NULL};
     if (steps == NULL || results == NULL) {
@@ -306,22 +309,15 @@ static PGresult *report_many(tk_worker_t *w, const gated_result_t *batch, int n,
                    "could not report %d results: out of memory; the steps will run again", n);
         return NULL;
     }
-    char *sp = steps, *rp = results;
-    *sp++ = '{';
+    char *rp = results; /* [result,result,...] */
     *rp++ = '[';
     for (const gated_result_t *r = batch; r != NULL; r = r->next) {
-        if (r != batch) {
-            *sp++ = ',';
+        if (r != batch)
             *rp++ = ',';
-        }
-        size_t len = strlen(r->job->step_uuid);
-        memcpy(sp, r->job->step_uuid, len);
-        sp += len;
-        len = strlen(r->result);
+        size_t len = strlen(r->result);
         memcpy(rp, r->result, len);
         rp += len;
     }
-    memcpy(sp, "}", 2);
     memcpy(rp, "]", 2);
     char next[16], lease[16];
     snprintf(next, sizeof(next), "%d", max_next);
