@@ -6,8 +6,9 @@
  * the task (before they create it, under a uuid made here, for POST /v1/tasks), ask the
  * database to announce the task's finish (tasks.notify_on_finish: only tasks someone waits
  * for are announced, sql/0025), then block on it (no polling loop) until the task is
- * terminal or time is up. POST /v1/tasks/batch creates many tasks in one transaction
- * (tasker.create_tasks), all or nothing, without wait_ms.
+ * terminal, answering with the task the notice carried (sql/0037), or time is up. POST
+ * /v1/tasks/batch creates many tasks in one transaction (tasker.create_tasks), all or nothing,
+ * without wait_ms.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -219,7 +220,8 @@ static bool int_query(tk_http_request_t *req, const char *name, int min, int max
 }
 
 /* Send the task, waiting first (up to wait_ms) for it to reach a terminal state. The full
- * response is built only once: when the task is done or the wait is over. `waiter`: the
+ * response is built only once: when the task is done (at its finishing commit, carried by the
+ * finish notice when it fits: sql/0037) or the wait is over. `waiter`: the
  * caller's registration for this task, made before the task could finish and known not to
  * be finished yet (the first look is then skipped), or NULL (registered and looked at here:
  * that first look also asks for the task's finish notice, sql/0025). It is unregistered. */
@@ -236,6 +238,12 @@ static void send_task(tk_http_request_t *req, const char *task_uuid, int wait_ms
         ask_notice = true;
     }
     for (;;) {
+        char *announced = waiter != NULL ? tk_task_watch_take_response(api->watch, waiter) : NULL;
+        if (announced != NULL) { /* the finish notice carried the task (sql/0037) */
+            tk_http_respond_json(req, status, announced);
+            free(announced);
+            break;
+        }
         bool last =
             waiter == NULL || tk_clock_ms() >= deadline || tk_task_watch_stopping(api->watch);
         /* the first look that may be followed by a wait asks for the finish notice */

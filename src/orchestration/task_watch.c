@@ -22,6 +22,7 @@
 struct tk_task_waiter_s {
     char task_uuid[40];
     bool woken;
+    char *response; /* the finished task, as its notice carried it (sql/0037), or NULL */
     pthread_cond_t cond;
     tk_task_waiter_t *prev, *next;
 };
@@ -34,11 +35,14 @@ struct tk_task_watch_s {
     tk_task_waiter_t *waiters;
 };
 
-/* Wake the waiters of `task_uuid`, or all of them when it is NULL (lock held). */
-static void wake(tk_task_watch_t *tw, const char *task_uuid)
+/* Wake the waiters of `task_uuid`, or all of them when it is NULL (lock held). `response`:
+ * the task's response the notice carried, handed to each of them (or NULL). */
+static void wake(tk_task_watch_t *tw, const char *task_uuid, const char *response)
 {
     for (tk_task_waiter_t *w = tw->waiters; w != NULL; w = w->next) {
         if (task_uuid == NULL || strcmp(w->task_uuid, task_uuid) == 0) {
+            if (response != NULL && w->response == NULL)
+                w->response = strdup(response); /* out of memory: the waiter reads the task */
             w->woken = true;
             pthread_cond_signal(&w->cond);
         }
@@ -66,7 +70,7 @@ static void *watch_thread(void *arg)
             }
             /* anything announced before this point was missed: let waiters re-check */
             pthread_mutex_lock(&tw->lock);
-            wake(tw, NULL);
+            wake(tw, NULL, NULL);
             pthread_mutex_unlock(&tw->lock);
         }
         tk_mq_event_t ev;
@@ -75,12 +79,16 @@ static void *watch_thread(void *arg)
             continue;
         pthread_mutex_lock(&tw->lock);
         if (ev.kind == TK_MQ_EVENT_RECONNECTED) {
-            wake(tw, NULL);
+            wake(tw, NULL, NULL);
         } else {
-            json_t *doc = json_loads(ev.payload, 0, NULL);
+            /* the notice's first line, then (optionally) the task's response */
+            const char *newline = strchr(ev.payload, '\n');
+            size_t notice_len =
+                newline != NULL ? (size_t)(newline - ev.payload) : strlen(ev.payload);
+            json_t *doc = json_loadb(ev.payload, notice_len, 0, NULL);
             const char *uuid = json_string_value(json_object_get(doc, "task_uuid"));
             if (uuid != NULL)
-                wake(tw, uuid);
+                wake(tw, uuid, newline != NULL && newline[1] != '\0' ? newline + 1 : NULL);
             json_decref(doc);
         }
         pthread_mutex_unlock(&tw->lock);
@@ -117,7 +125,7 @@ void tk_task_watch_shutdown(tk_task_watch_t *tw)
 {
     pthread_mutex_lock(&tw->lock);
     tw->stopping = true;
-    wake(tw, NULL);
+    wake(tw, NULL, NULL);
     pthread_mutex_unlock(&tw->lock);
 }
 
@@ -173,6 +181,15 @@ bool tk_task_watch_wait(tk_task_watch_t *tw, tk_task_waiter_t *w, int64_t deadli
     return woken;
 }
 
+char *tk_task_watch_take_response(tk_task_watch_t *tw, tk_task_waiter_t *w)
+{
+    pthread_mutex_lock(&tw->lock);
+    char *response = w->response;
+    w->response = NULL;
+    pthread_mutex_unlock(&tw->lock);
+    return response;
+}
+
 void tk_task_watch_unregister(tk_task_watch_t *tw, tk_task_waiter_t *w)
 {
     if (w == NULL)
@@ -186,5 +203,6 @@ void tk_task_watch_unregister(tk_task_watch_t *tw, tk_task_waiter_t *w)
         w->next->prev = w->prev;
     pthread_mutex_unlock(&tw->lock);
     pthread_cond_destroy(&w->cond);
+    free(w->response);
     free(w);
 }

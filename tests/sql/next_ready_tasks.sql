@@ -288,3 +288,28 @@ BEGIN
     PERFORM test.eq((test.discovered(1))[1], top, 'top of 20000 pending tasks');
 END
 $$;
+
+-- The discovery key is inlined into the queries that use it (0036): a plan shows its
+-- expression, not a call. Its value is the epoch-based one, whatever the session's time zone.
+DO $$
+DECLARE
+    plan text;
+    tz text;
+    at timestamptz;
+BEGIN
+    EXPLAIN (VERBOSE, COSTS OFF, FORMAT JSON) INTO plan
+        SELECT tasker.task_priority_key(priority, created_at) FROM tasks;
+    IF plan LIKE '%task_priority_key%' THEN
+        RAISE EXCEPTION 'task_priority_key is called, not inlined: %', plan;
+    END IF;
+    FOREACH tz IN ARRAY ARRAY['UTC', 'America/New_York', 'Asia/Kolkata', 'Pacific/Chatham'] LOOP
+        PERFORM set_config('timezone', tz, true);
+        FOREACH at IN ARRAY ARRAY['2026-03-08 06:59:59.999999+00', '2026-11-01 05:30:00+00',
+                                  '1999-12-31 23:59:59.5+00', now()]::timestamptz[] LOOP
+            PERFORM test.eq(tasker.task_priority_key(3, at),
+                            3 - extract(epoch FROM at)::double precision / 36000.0,
+                            format('key of %s in %s', at, tz));
+        END LOOP;
+    END LOOP;
+END
+$$;
