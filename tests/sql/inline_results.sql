@@ -156,6 +156,38 @@ BEGIN
     DELETE FROM tasker_mq.messages;
 END $$;
 
+-- 0038: a report that starts a continuation leaves evaluate_task out only when nothing else
+-- can have changed. Here another root of the task is in error (forced, as no engine path
+-- leaves one while the task runs its steps): the continuation still starts, and the task is
+-- evaluated and found blocked by the failure.
+DO $$
+DECLARE
+    t uuid;
+    a uuid;
+    r record;
+BEGIN
+    PERFORM tasker.register_template(jsonb_build_object('name', 'pair', 'namespace_name', 'il',
+        'version', '1.0.0', 'steps', jsonb_build_array(pg_temp.step('a'), pg_temp.step('x'),
+        pg_temp.step('b', '{a}'))));
+    t := pg_temp.create('il', 'pair');
+    PERFORM tasker.claim_steps('{worker_il_queue}', NULL, 10, 'w1', 30);
+    a := (SELECT ws.workflow_step_uuid FROM tasker.workflow_steps ws
+          JOIN tasker.named_steps n ON n.named_step_uuid = ws.named_step_uuid
+          WHERE ws.task_uuid = t AND n.name = 'a');
+    PERFORM set_config('tasker.recorded_path', 'on', true);
+    UPDATE tasker.workflow_steps ws SET state = 'error'
+    FROM tasker.named_steps n
+    WHERE n.named_step_uuid = ws.named_step_uuid AND ws.task_uuid = t AND n.name = 'x';
+    PERFORM set_config('tasker.recorded_path', 'off', true);
+    SELECT * INTO r FROM pg_temp.complete('il', a, pg_temp.ok(a), 1)
+        AS (accepted boolean, step_state text, task_state text, step_uuid uuid, step_name text,
+            attempts integer, deps jsonb)
+    WHERE step_uuid IS NULL;
+    ASSERT r.task_state = 'blocked_by_failures', r.task_state;
+    ASSERT pg_temp.step_state(t, 'b') = 'in_progress', pg_temp.step_state(t, 'b');
+    DELETE FROM tasker_mq.messages;
+END $$;
+
 -- A failure is applied at once (retry scheduled, no continuation); a result from a worker
 -- that lost the lease is refused and changes nothing.
 DO $$
