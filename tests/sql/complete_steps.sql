@@ -156,6 +156,22 @@ BEGIN
                     'with its message');
 END $$;
 
+-- 0039: a continuation leaves the task's evaluation out only when nothing else can have
+-- changed. Here another root is in error (forced: no engine path leaves one while the task
+-- runs its steps): the continuation starts and the task is evaluated, blocked by the failure.
+DO $$
+DECLARE
+    t uuid := pg_temp.create('forks');
+    r text;
+BEGIN
+    PERFORM tasker_mq.purge_queue('worker_cs_queue');
+    PERFORM pg_temp.start(t, '{a}', p_from => 'enqueued');
+    PERFORM test.set_step_state(t, 'b', 'error');
+    r := pg_temp.report(t, '{a}', 1);
+    PERFORM test.eq(r, 'true/complete/blocked_by_failures next:x(a)',
+                    'continued, and evaluated');
+END $$;
+
 -- Each result is judged on its own: a lost lease drops only that result, a failure goes to its
 -- retry (scheduled), and the join waits for both.
 DO $$
