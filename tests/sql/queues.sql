@@ -45,6 +45,21 @@ BEGIN
 END
 $$;
 
+-- Each queue keeps its namespace (0040), as queue_namespace names it.
+DO $$
+BEGIN
+    PERFORM tasker_mq."create"(q) FROM unnest(ARRAY['worker_ns_check_queue', 'orchestration_x',
+                                                   'plain_queue', 'odd_name']) q;
+    ASSERT (SELECT array_agg(namespace ORDER BY queue_name) FROM tasker_mq.queues
+            WHERE queue_name IN ('worker_ns_check_queue', 'orchestration_x', 'plain_queue',
+                                 'odd_name'))
+           = ARRAY['default', 'orchestration', 'plain', 'ns_check'],
+        (SELECT array_agg(namespace ORDER BY queue_name)::text FROM tasker_mq.queues);
+    ASSERT NOT EXISTS (SELECT 1 FROM tasker_mq.queues
+                       WHERE namespace IS DISTINCT FROM tasker_mq.queue_namespace(queue_name));
+END
+$$;
+
 -- Sending to a missing queue raises foreign_key_violation (SQLSTATE 23503, which the C
 -- client maps to TK_ENOTFOUND) and leaves no message behind, one message or a batch.
 DO $$
