@@ -181,6 +181,11 @@ int tk_conn_exec(tk_conn_t *c, const char *sql, tk_error_t *err)
     return rc;
 }
 
+int tk_conn_warm_up(tk_conn_t *c, tk_error_t *err)
+{
+    return tk_conn_exec(c, "SELECT tasker.warm_up()", err);
+}
+
 static bool is_prepared(const tk_conn_t *c, const tk_stmt_t *stmt)
 {
     for (int i = 0; i < c->nprepared; i++)

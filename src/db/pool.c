@@ -143,6 +143,17 @@ void tk_pool_release(tk_pool_t *p, tk_conn_t *c)
     pthread_mutex_unlock(&p->lock);
 }
 
+int tk_pool_warm_up(tk_pool_t *p, tk_error_t *err)
+{
+    tk_conn_t *c;
+    int rc = tk_pool_acquire(p, 5000, &c, err);
+    if (rc != TK_OK)
+        return rc;
+    rc = tk_conn_warm_up(c, err);
+    tk_pool_release(p, c);
+    return rc;
+}
+
 int tk_pool_query(tk_pool_t *p, const tk_stmt_t *stmt, const char *const *params, PGresult **out,
                   tk_error_t *err)
 {

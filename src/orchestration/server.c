@@ -37,6 +37,11 @@ int tk_server_start(const tk_config_t *cfg, tk_server_t **out, tk_error_t *err)
     if (rc == TK_OK)
         rc = tk_pool_open(cfg->database.url, "tasker-api", cfg->database.pool_size, &s->api.pool,
                           err);
+    if (rc == TK_OK) {
+        tk_error_t warm_err; /* only the first task is slower without it */
+        if (tk_pool_warm_up(s->api.pool, &warm_err) != TK_OK)
+            TK_LOG(TK_LOG_DEBUG, "server", "warm-up skipped: %s", warm_err.message);
+    }
     if (rc == TK_OK)
         rc = tk_task_watch_start(cfg->database.url, &s->api.watch, err);
     s->api.max_wait_ms = cfg->server.max_wait_ms;

@@ -866,12 +866,16 @@ static void *dispatcher_thread(void *arg)
         if (stop)
             break;
 
-        if (conn == NULL && tk_conn_open(w->database_url, "tasker-worker", &conn, &err) != TK_OK) {
-            if (atomic_exchange(&w->db_ok, false))
-                TK_LOG(TK_LOG_WARN, "worker", "%s", err.message);
-            wait_for_work(w, NULL, backoff_ms);
-            backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
-            continue;
+        if (conn == NULL) {
+            if (tk_conn_open(w->database_url, "tasker-worker", &conn, &err) != TK_OK) {
+                if (atomic_exchange(&w->db_ok, false))
+                    TK_LOG(TK_LOG_WARN, "worker", "%s", err.message);
+                wait_for_work(w, NULL, backoff_ms);
+                backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
+                continue;
+            }
+            if (tk_conn_warm_up(conn, &err) != TK_OK) /* claims run here: compile them now */
+                TK_LOG(TK_LOG_DEBUG, "worker", "warm-up skipped: %s", err.message);
         }
         if (listener == NULL && w->o.mode != TK_CONFIG_MODE_POLLING) {
             if (tk_mq_listener_open(w->database_url, &listener, &err) == TK_OK) {
@@ -1084,6 +1088,9 @@ int tk_worker_start(const tk_worker_opts_t *opts, tk_worker_t **out, tk_error_t 
         worker_free(w);
         return rc;
     }
+    tk_error_t warm_err; /* reports go through this pool; only the first is slower without it */
+    if (tk_pool_warm_up(w->pool, &warm_err) != TK_OK)
+        TK_LOG(TK_LOG_DEBUG, "worker", "warm-up skipped: %s", warm_err.message);
     w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (w->wake_fd < 0) {
         rc = tk_error_set(err, TK_ESYS, "cannot start worker: eventfd: %s", strerror(errno));
