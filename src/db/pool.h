@@ -33,10 +33,11 @@ void tk_pool_release(tk_pool_t *p, tk_conn_t *c);
 int tk_pool_query(tk_pool_t *p, const tk_stmt_t *stmt, const char *const *params, PGresult **out,
                   tk_error_t *err);
 
-/* Warm up an idle connection (tk_conn_warm_up): the one the next acquire hands out, since
- * idle connections are reused last-in first-out. TK_OK or the error, which callers may
+/* Warm up (tk_conn_warm_up) up to `n` connections (at most 16), opening them if needed:
+ * those the next acquires hand out, since idle connections are reused last-in first-out.
+ * Connections busy elsewhere are left alone. TK_OK or the first error, which callers may
  * ignore. */
-int tk_pool_warm_up(tk_pool_t *p, tk_error_t *err);
+int tk_pool_warm_up(tk_pool_t *p, int n, tk_error_t *err);
 
 /* The URL the pool connects to (owned by the pool). */
 const char *tk_pool_url(const tk_pool_t *p);
