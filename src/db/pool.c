@@ -143,18 +143,15 @@ void tk_pool_release(tk_pool_t *p, tk_conn_t *c)
     pthread_mutex_unlock(&p->lock);
 }
 
-int tk_pool_warm_up(tk_pool_t *p, int n, tk_error_t *err)
+int tk_pool_warm_up(tk_pool_t *p, tk_error_t *err)
 {
-    tk_conn_t *held[16];
-    int nheld = 0, rc = TK_OK;
-    while (nheld < n && nheld < 16 && rc == TK_OK) {
-        rc = tk_pool_acquire(p, 0, &held[nheld], err); /* all busy: warm what we hold */
-        if (rc == TK_OK)
-            rc = tk_conn_warm_up(held[nheld++], err);
-    }
-    for (int i = 0; i < nheld; i++)
-        tk_pool_release(p, held[i]);
-    return nheld > 0 && rc == TK_ETIMEDOUT ? TK_OK : rc;
+    tk_conn_t *c;
+    int rc = tk_pool_acquire(p, 0, &c, err);
+    if (rc != TK_OK)
+        return rc;
+    rc = tk_conn_warm_up(c, err);
+    tk_pool_release(p, c);
+    return rc;
 }
 
 int tk_pool_query(tk_pool_t *p, const tk_stmt_t *stmt, const char *const *params, PGresult **out,

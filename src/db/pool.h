@@ -33,11 +33,10 @@ void tk_pool_release(tk_pool_t *p, tk_conn_t *c);
 int tk_pool_query(tk_pool_t *p, const tk_stmt_t *stmt, const char *const *params, PGresult **out,
                   tk_error_t *err);
 
-/* Warm up (tk_conn_warm_up) up to `n` connections (at most 16), opening them if needed:
- * those the next acquires hand out, since idle connections are reused last-in first-out.
- * Connections busy elsewhere are left alone. TK_OK or the first error, which callers may
- * ignore. */
-int tk_pool_warm_up(tk_pool_t *p, int n, tk_error_t *err);
+/* Warm up (tk_conn_warm_up) the connection the next acquire hands out (idle connections are
+ * reused last-in first-out), opening it if none is idle. TK_OK, TK_ETIMEDOUT when every
+ * connection is lent, or the warm-up's error; callers may ignore them. */
+int tk_pool_warm_up(tk_pool_t *p, tk_error_t *err);
 
 /* The URL the pool connects to (owned by the pool). */
 const char *tk_pool_url(const tk_pool_t *p);

@@ -39,7 +39,7 @@ int tk_server_start(const tk_config_t *cfg, tk_server_t **out, tk_error_t *err)
                           err);
     if (rc == TK_OK) {
         tk_error_t warm_err; /* only the first task is slower without it */
-        if (tk_pool_warm_up(s->api.pool, 1, &warm_err) != TK_OK)
+        if (tk_pool_warm_up(s->api.pool, &warm_err) != TK_OK)
             TK_LOG(TK_LOG_DEBUG, "server", "warm-up skipped: %s", warm_err.message);
     }
     if (rc == TK_OK)

@@ -1099,7 +1099,7 @@ int tk_worker_start(const tk_worker_opts_t *opts, tk_worker_t **out, tk_error_t 
     tk_error_t warm_err;
     if (tk_conn_open(w->database_url, "tasker-worker", &w->claim_conn, &warm_err) != TK_OK ||
         tk_conn_warm_up(w->claim_conn, &warm_err) != TK_OK ||
-        tk_pool_warm_up(w->pool, 1, &warm_err) != TK_OK)
+        tk_pool_warm_up(w->pool, &warm_err) != TK_OK)
         TK_LOG(TK_LOG_DEBUG, "worker", "warm-up skipped: %s", warm_err.message);
     w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (w->wake_fd < 0) {

@@ -221,3 +221,17 @@ BEGIN
 END $$;
 
 \echo complete_steps: ok
+
+-- 0042: store_step_result stores failures only (complete_steps stores successes itself).
+DO $$
+DECLARE
+    t uuid := pg_temp.create('pair');
+BEGIN
+    PERFORM pg_temp.start(t, '{x}', p_from => 'enqueued');
+    PERFORM test.expect_error(format('SELECT tasker.store_step_result(%L, ''w1'', %L, NULL)',
+                                     test.step(t, 'x'), pg_temp.ok(test.step(t, 'x'))),
+                              'P0001', 'stores failures');
+    PERFORM test.eq(tasker.store_step_result(test.step(t, 'x'), 'w1',
+                                             pg_temp.failed(test.step(t, 'x')), pg_temp.policy()),
+                    'waiting_for_retry', 'a failure goes to its retry');
+END $$;
