@@ -17,6 +17,7 @@ struct tk_conn_s {
     const tk_stmt_t **prepared; /* statements prepared on this session */
     int nprepared;
     int cap_prepared;
+    int early_pending; /* statements sent by tk_conn_send_early whose commit is not yet taken */
 };
 
 /* Build the options string: the user's own options (from the URL), then ours. */
@@ -114,6 +115,7 @@ int tk_conn_reset(tk_conn_t *c, tk_error_t *err)
         PQfinish(c->pg);
     c->pg = NULL;
     c->nprepared = 0;
+    c->early_pending = 0;
     return do_connect(c, err);
 }
 
@@ -239,4 +241,93 @@ int tk_conn_run(tk_conn_t *c, const tk_stmt_t *stmt, const char *const *params, 
     int rc = tk_conn_query(c, stmt, params, &res, err);
     PQclear(res);
     return rc;
+}
+
+/* --- early rows ---------------------------------------------------------------------------- */
+
+int tk_conn_send_early(tk_conn_t *c, const tk_stmt_t *stmt, const char *const *params,
+                       tk_error_t *err)
+{
+    if (c->pg == NULL)
+        return tk_error_set(err, TK_ECONN, "could not run \"%s\": not connected", stmt->name);
+    if (!is_prepared(c, stmt)) {
+        /* prepared outside pipeline mode, once per session: settle what is in flight first */
+        while (c->early_pending > 0) {
+            int rc = tk_conn_take_commit(c, err);
+            if (rc != TK_OK)
+                return rc;
+        }
+        int rc = prepare(c, stmt, err);
+        if (rc != TK_OK)
+            return rc;
+    }
+    if (PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF && !PQenterPipelineMode(c->pg))
+        return tk_conn_error_from_result(c->pg, NULL, err);
+    if (!PQsendQueryPrepared(c->pg, stmt->name, stmt->nparams, params, NULL, NULL, 0) ||
+        !PQsendFlushRequest(c->pg) || !PQpipelineSync(c->pg))
+        return tk_conn_error_from_result(c->pg, NULL, err);
+    if (PQflush(c->pg) != 0)
+        return tk_conn_error_from_result(c->pg, NULL, err);
+    c->early_pending++;
+    return TK_OK;
+}
+
+int tk_conn_take_rows(tk_conn_t *c, PGresult **out, tk_error_t *err)
+{
+    *out = NULL;
+    PGresult *res = PQgetResult(c->pg);
+    int rc = check_result(c, res, err);
+    PGresult *end = PQgetResult(c->pg); /* NULL: the end of this statement's results */
+    if (end != NULL) {
+        PQclear(end);
+        if (rc == TK_OK)
+            rc = tk_error_set(err, TK_EDB, "unexpected second result of one statement");
+    }
+    if (rc != TK_OK) {
+        PQclear(res);
+        return rc;
+    }
+    *out = res;
+    return TK_OK;
+}
+
+int tk_conn_take_commit(tk_conn_t *c, tk_error_t *err)
+{
+    int rc = TK_OK;
+    for (int nulls = 0;;) {
+        PGresult *res = PQgetResult(c->pg);
+        if (res == NULL) {
+            /* between results; a broken connection gives no Sync ever */
+            if (PQstatus(c->pg) != CONNECTION_OK || ++nulls > 2) {
+                if (rc == TK_OK)
+                    rc = tk_conn_error_from_result(c->pg, NULL, err);
+                break;
+            }
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        /* an error raised at commit (a deferred trigger) comes before the Sync */
+        if (rc == TK_OK && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+            rc = tk_conn_error_from_result(c->pg, res, err);
+        PQclear(res);
+    }
+    if (c->early_pending > 0)
+        c->early_pending--;
+    if (c->early_pending == 0 && PQstatus(c->pg) == CONNECTION_OK && !PQexitPipelineMode(c->pg)) {
+        /* results left over that nobody will read: start afresh on next use */
+        PQfinish(c->pg);
+        c->pg = NULL;
+        if (rc == TK_OK)
+            rc = tk_error_set(err, TK_ECONN, "connection left in an unknown state");
+    }
+    return rc;
+}
+
+int tk_conn_early_pending(const tk_conn_t *c)
+{
+    return c->early_pending;
 }

@@ -67,6 +67,27 @@ int tk_conn_query(tk_conn_t *c, const tk_stmt_t *stmt, const char *const *params
 /* Same, for statements whose rows the caller does not need. */
 int tk_conn_run(tk_conn_t *c, const tk_stmt_t *stmt, const char *const *params, tk_error_t *err);
 
+/* Early rows: a statement's rows before its commit is on disk. tk_conn_send_early() sends
+ * `stmt` (autocommit) in pipeline mode followed by a flush request and a Sync, without
+ * waiting: the server sends the rows as soon as the statement has run, then commits at the
+ * Sync (flushing the WAL) and says so. For each statement sent, take its rows with
+ * tk_conn_take_rows(), then its commit with tk_conn_take_commit(), in the order sent; a
+ * statement may be sent before the previous one's commit is taken (the server runs it right
+ * after that commit). The connection leaves pipeline mode when the last commit is taken, and
+ * must not be used otherwise until then. Rows taken before their commit belong to a
+ * transaction that can still fail (the connection or the server dies during the flush): use
+ * them only for what may be done twice. TK_OK or a mapped error. */
+int tk_conn_send_early(tk_conn_t *c, const tk_stmt_t *stmt, const char *const *params,
+                       tk_error_t *err);
+/* The rows of the oldest statement sent early whose rows are not yet taken (caller PQclears
+ * *out); on an error *out = NULL. Its commit must still be taken. */
+int tk_conn_take_rows(tk_conn_t *c, PGresult **out, tk_error_t *err);
+/* Wait for the commit of the oldest statement sent early whose rows were taken: TK_OK once it
+ * is committed, or the error that stopped it (TK_ECONN when the connection broke: whether it
+ * committed is then unknown). */
+int tk_conn_take_commit(tk_conn_t *c, tk_error_t *err);
+/* Statements sent early whose commit has not been taken. */
+int tk_conn_early_pending(const tk_conn_t *c);
 /* Map a failed result (or NULL result) of `pg` to a TK_E* code and fill err. Exposed for
  * modules that use libpq directly (listeners, pipelines). */
 int tk_conn_error_from_result(PGconn *pg, const PGresult *res, tk_error_t *err);

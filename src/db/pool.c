@@ -130,6 +130,11 @@ void tk_pool_release(tk_pool_t *p, tk_conn_t *c)
 {
     if (c == NULL)
         return;
+    /* Statements sent early (tk_conn_send_early) end first; a failure shows on next use. */
+    while (tk_conn_early_pending(c) > 0) {
+        tk_error_t err;
+        (void)tk_conn_take_commit(c, &err);
+    }
     /* A connection left inside a transaction (caller bailed out) must not be reused as is. */
     PGconn *pg = tk_conn_pg(c);
     if (pg != NULL && PQtransactionStatus(pg) != PQTRANS_IDLE &&
@@ -141,6 +146,14 @@ void tk_pool_release(tk_pool_t *p, tk_conn_t *c)
     p->idle[p->nidle++] = c;
     pthread_cond_signal(&p->freed);
     pthread_mutex_unlock(&p->lock);
+}
+
+bool tk_pool_has_spare(tk_pool_t *p, int n)
+{
+    pthread_mutex_lock(&p->lock);
+    bool spare = p->nidle + (p->size - p->opened) >= n;
+    pthread_mutex_unlock(&p->lock);
+    return spare;
 }
 
 int tk_pool_warm_up(tk_pool_t *p, tk_error_t *err)

@@ -25,8 +25,13 @@ void tk_pool_close(tk_pool_t *p);
  * TK_OK, TK_ETIMEDOUT, or TK_ECONN when (re)connecting failed. Thread-safe. */
 int tk_pool_acquire(tk_pool_t *p, int timeout_ms, tk_conn_t **out, tk_error_t *err);
 
-/* Give a connection back. A connection whose socket broke is reconnected on next use. */
+/* Give a connection back. A connection whose socket broke is reconnected on next use; the
+ * commits of statements sent early on it (tk_conn_send_early) are waited for first. */
 void tk_pool_release(tk_pool_t *p, tk_conn_t *c);
+
+/* True when at least `n` connections could be acquired now without waiting (idle, or not
+ * yet opened). A hint: other threads may take them the next moment. */
+bool tk_pool_has_spare(tk_pool_t *p, int n);
 
 /* Acquire, run `stmt`, release. If the connection turns out to be broken and the statement
  * is idempotent, reconnect and run it once more. Result as tk_conn_query(). */

@@ -217,7 +217,87 @@ static void job_free(job_t *job)
 
 /* --- reporting ----------------------------------------------------------------------------- */
 
-/* Run `stmt` on the pool, retrying connection failures until `give_up` (ms); `then` says in
+/* A handler thread keeps the connection of its last report while that report commits
+ * (README.md, "Results before their commit"): the thread runs the continuation meanwhile and
+ * sends its result on the same connection, which the server runs right after the commit. */
+static _Thread_local struct {
+    bool allowed;    /* a pool handler thread (host threads give their connection back) */
+    tk_conn_t *conn; /* kept from the last report, its commit perhaps still under way */
+    job_t *next;     /* the continuation that report claimed: this thread runs it next */
+} kept;
+
+/* Take the commit of the last report sent early on `c`; a failure means that report's
+ * transaction is gone (its result and the claim of its continuation). */
+static void take_report_commit(tk_conn_t *c)
+{
+    tk_error_t err;
+    if (tk_conn_take_commit(c, &err) != TK_OK)
+        TK_LOG(TK_LOG_ERROR, "worker",
+               "a reported result may not be stored (%s); its step will run again when its "
+               "lease ends",
+               err.message);
+}
+
+/* Wait for the commit of the kept connection's last report and give the connection back. */
+static void settle_kept(tk_worker_t *w)
+{
+    if (kept.conn == NULL)
+        return;
+    take_report_commit(kept.conn);
+    tk_pool_release(w->pool, kept.conn);
+    kept.conn = NULL;
+}
+
+/* Run `stmt` (autocommit) on the kept connection or one from the pool, and return its rows as
+ * soon as the statement has run. A thread that may keep the connection returns before the
+ * commit while the pool has connections to spare; otherwise the commit is taken here. The
+ * commit of the kept connection's previous report is taken on the way. */
+static int query_early(tk_worker_t *w, const tk_stmt_t *stmt, const char *const *params,
+                       PGresult **out, tk_error_t *err)
+{
+    *out = NULL;
+    tk_conn_t *c = kept.conn;
+    kept.conn = NULL;
+    int rc = c != NULL ? TK_OK : tk_pool_acquire(w->pool, 30000, &c, err);
+    if (rc != TK_OK)
+        return rc;
+    rc = tk_conn_send_early(c, stmt, params, err);
+    if (rc == TK_OK && tk_conn_early_pending(c) > 1)
+        take_report_commit(c); /* the previous report's, which the server has finished by now */
+    if (rc == TK_OK)
+        rc = tk_conn_take_rows(c, out, err);
+    if (rc == TK_OK && kept.allowed && tk_pool_has_spare(w->pool, 2)) {
+        kept.conn = c;
+        return TK_OK;
+    }
+    if (rc == TK_OK && (rc = tk_conn_take_commit(c, err)) != TK_OK) {
+        PQclear(*out);
+        *out = NULL;
+    }
+    tk_pool_release(w->pool, c);
+    return rc;
+}
+
+/* Whether the steps a report claimed (the rows of `res` with a step_uuid) may start before
+ * the report's commit is taken: at most one, run next by this very thread, which reports it
+ * on the same connection after that commit. A step another thread may report (a second
+ * continuation, a host handler's) would be refused there as long as its claim is not
+ * committed, so then the commit is taken first. */
+static bool continuation_stays(tk_worker_t *w, const PGresult *res)
+{
+    int col = PQfnumber(res, "step_uuid"), handler = PQfnumber(res, "handler"), steps = 0;
+    bool host = false;
+    for (int row = 0; col >= 0 && row < PQntuples(res); row++) {
+        if (PQgetisnull(res, row, col))
+            continue; /* complete_step's verdict row */
+        steps++;
+        host = handler >= 0 &&
+               tk_handler_registry_is_host(w->o.registry, PQgetvalue(res, row, handler));
+    }
+    return steps == 0 || (steps == 1 && !host);
+}
+
+/* Run `stmt` (query_early), retrying connection failures until `give_up` (ms); `then` says in
  * the log what happens to the step if it never gets through. Returns the rows (caller
  * PQclears) or NULL. */
 static PGresult *query_until(tk_worker_t *w, const tk_stmt_t *stmt, const char *const *params,
@@ -226,7 +306,7 @@ static PGresult *query_until(tk_worker_t *w, const tk_stmt_t *stmt, const char *
     for (int delay = 50;; delay = delay < 2000 ? delay * 2 : 2000) {
         PGresult *res;
         tk_error_t err;
-        int rc = tk_pool_query(w->pool, stmt, params, &res, &err);
+        int rc = query_early(w, stmt, params, &res, &err);
         if (rc == TK_OK)
             return res;
         if (rc != TK_ECONN && rc != TK_ETIMEDOUT) {
@@ -396,6 +476,14 @@ static void report_at_gate(tk_worker_t *w, job_t *job, const char *result)
     pthread_mutex_lock(&w->lock);
     job->at_gate = true;
     report_gate_t *gate = gate_find(w, tk_step_task_uuid(step));
+    if (gate != NULL && kept.conn != NULL) {
+        /* this result will go with another thread's call, on another connection: the claim
+         * of its step (in this thread's last report) must be committed first */
+        pthread_mutex_unlock(&w->lock);
+        settle_kept(w);
+        pthread_mutex_lock(&w->lock);
+        gate = gate_find(w, tk_step_task_uuid(step));
+    }
     if (gate != NULL) {
         /* a report of the task is under way: go with the next one */
         if (gate->tail != NULL)
@@ -453,6 +541,8 @@ static void report_at_gate(tk_worker_t *w, job_t *job, const char *result)
         res = report_many(w, batch, n, max_next);
     }
     if (res != NULL) {
+        if (!continuation_stays(w, res))
+            settle_kept(w);
         take_claimed(w, res, job); /* queued first: this thread runs one next */
         PQclear(res);
     }
@@ -566,15 +656,9 @@ static void queue_push(run_queue_t *q, job_t *job, bool front)
     }
 }
 
-/* Take the first job of q, if any, mark it running and start its clock (lock held). */
-static job_t *start_next_job(tk_worker_t *w, run_queue_t *q)
+/* Mark a queued job running and start its clock (lock held). */
+static job_t *start_job(tk_worker_t *w, job_t *job)
 {
-    job_t *job = q->head;
-    if (job == NULL)
-        return NULL;
-    q->head = job->next;
-    if (q->head == NULL)
-        q->tail = NULL;
     w->queued--;
     w->running++;
     w->host_running += job->host;
@@ -583,11 +667,37 @@ static job_t *start_next_job(tk_worker_t *w, run_queue_t *q)
     return job;
 }
 
+/* Take the first job of q, if any, and start it (lock held). */
+static job_t *start_next_job(tk_worker_t *w, run_queue_t *q)
+{
+    job_t *job = q->head;
+    if (job == NULL)
+        return NULL;
+    q->head = job->next;
+    if (q->head == NULL)
+        q->tail = NULL;
+    return start_job(w, job);
+}
+
 static void *handler_thread(void *arg)
 {
     tk_worker_t *w = arg;
+    kept.allowed = true;
     pthread_mutex_lock(&w->lock);
     for (;;) {
+        if (kept.next != NULL) {
+            job_t *job = start_job(w, kept.next); /* the continuation of its last report */
+            kept.next = NULL;
+            pthread_mutex_unlock(&w->lock);
+            run_job(w, job);
+            pthread_mutex_lock(&w->lock);
+            continue;
+        }
+        if (kept.conn != NULL && w->pool_jobs.head == NULL) {
+            pthread_mutex_unlock(&w->lock); /* nothing to run next: end the last report */
+            settle_kept(w);
+            pthread_mutex_lock(&w->lock);
+        }
         while (w->pool_jobs.head == NULL && !w->stopping && w->threads <= w->target_threads)
             pthread_cond_wait(&w->job_ready, &w->lock);
         if (w->threads > w->target_threads || (w->pool_jobs.head == NULL && w->stopping))
@@ -597,6 +707,9 @@ static void *handler_thread(void *arg)
         run_job(w, job);
         pthread_mutex_lock(&w->lock);
     }
+    pthread_mutex_unlock(&w->lock);
+    settle_kept(w);
+    pthread_mutex_lock(&w->lock);
     w->threads--;
     pthread_cond_broadcast(&w->thread_exit);
     pthread_mutex_unlock(&w->lock);
@@ -808,10 +921,14 @@ static int take_claimed(tk_worker_t *w, const PGresult *res, const job_t *report
         atomic_fetch_add(&w->claimed, 1);
         pthread_mutex_lock(&w->lock);
         job->state = JOB_QUEUED;
-        queue_push(job->host ? &w->host_jobs : &w->pool_jobs, job, front);
         w->queued++;
         flight_add(w, job);
-        if (!front || job->host != reporter->host || kept_one)
+        bool own = front && job->host == reporter->host && !kept_one;
+        if (own && kept.allowed)
+            kept.next = job; /* bound to this thread (continuation_stays) */
+        else
+            queue_push(job->host ? &w->host_jobs : &w->pool_jobs, job, front);
+        if (!own)
             pthread_cond_signal(job->host ? &w->host_ready : &w->job_ready);
         else
             kept_one = true;
