@@ -90,7 +90,9 @@ TK_API void tk_host_worker_close(tk_host_worker_t *w);
  * trip (longer while the database is unreachable, up to the lease), and while another
  * report of the same task is under way, whose next call then takes this result along with
  * the others waiting (the worker's README, "Siblings"): release the interpreter lock around
- * this call. Thread-safe. */
+ * this call. Returns once the database has applied the result; its commit may still be on
+ * its way to disk while the steps it made ready start (the worker's README, "Results before
+ * their commit"). Thread-safe. */
 TK_API void tk_host_worker_done(tk_host_worker_t *w, tk_step_t *step);
 
 /* The worker's id (lease owner), e.g. "myhost-1234". */

@@ -9,6 +9,7 @@
 #include "db/conn.h"
 
 #define SEARCH_PATH_OPTION "-c search_path=tasker,tasker_mq,public"
+#define EARLY_MAX          8 /* statements sent early whose rows are not yet taken */
 
 struct tk_conn_s {
     PGconn *pg;
@@ -18,6 +19,10 @@ struct tk_conn_s {
     int nprepared;
     int cap_prepared;
     int early_pending; /* statements sent by tk_conn_send_early whose commit is not yet taken */
+    /* statements sent early whose rows are not yet taken, oldest first: the statement when it
+     * was prepared on the way (its Parse went before it), else NULL */
+    const tk_stmt_t *early_parsed[EARLY_MAX];
+    int early_first, early_rows;
 };
 
 /* Build the options string: the user's own options (from the URL), then ours. */
@@ -115,7 +120,7 @@ int tk_conn_reset(tk_conn_t *c, tk_error_t *err)
         PQfinish(c->pg);
     c->pg = NULL;
     c->nprepared = 0;
-    c->early_pending = 0;
+    c->early_pending = c->early_rows = 0;
     return do_connect(c, err);
 }
 
@@ -196,7 +201,8 @@ static bool is_prepared(const tk_conn_t *c, const tk_stmt_t *stmt)
     return false;
 }
 
-static int prepare(tk_conn_t *c, const tk_stmt_t *stmt, tk_error_t *err)
+/* Count `stmt` as prepared on this session. */
+static int remember(tk_conn_t *c, const tk_stmt_t *stmt, tk_error_t *err)
 {
     if (c->nprepared == c->cap_prepared) {
         int cap = c->cap_prepared ? c->cap_prepared * 2 : 16;
@@ -206,11 +212,29 @@ static int prepare(tk_conn_t *c, const tk_stmt_t *stmt, tk_error_t *err)
         c->prepared = p;
         c->cap_prepared = cap;
     }
+    c->prepared[c->nprepared++] = stmt;
+    return TK_OK;
+}
+
+static void forget(tk_conn_t *c, const tk_stmt_t *stmt)
+{
+    for (int i = 0; i < c->nprepared; i++)
+        if (c->prepared[i] == stmt) {
+            c->prepared[i] = c->prepared[--c->nprepared];
+            return;
+        }
+}
+
+static int prepare(tk_conn_t *c, const tk_stmt_t *stmt, tk_error_t *err)
+{
+    int rc = remember(c, stmt, err);
+    if (rc != TK_OK)
+        return rc;
     PGresult *res = PQprepare(c->pg, stmt->name, stmt->sql, stmt->nparams, NULL);
-    int rc = check_result(c, res, err);
+    rc = check_result(c, res, err);
     PQclear(res);
-    if (rc == TK_OK)
-        c->prepared[c->nprepared++] = stmt;
+    if (rc != TK_OK)
+        forget(c, stmt);
     return rc;
 }
 
@@ -245,29 +269,35 @@ int tk_conn_run(tk_conn_t *c, const tk_stmt_t *stmt, const char *const *params, 
 
 /* --- early rows ---------------------------------------------------------------------------- */
 
+/* A statement could not be sent whole: the session's state is unknown, so it is dropped and
+ * reconnected on next use (the pool resets a connection that is not ok). */
+static int send_failed(tk_conn_t *c, tk_error_t *err)
+{
+    int rc = tk_conn_error_from_result(c->pg, NULL, err);
+    PQfinish(c->pg);
+    c->pg = NULL;
+    c->early_pending = c->early_rows = 0;
+    return rc == TK_EDB ? TK_ECONN : rc;
+}
+
 int tk_conn_send_early(tk_conn_t *c, const tk_stmt_t *stmt, const char *const *params,
                        tk_error_t *err)
 {
     if (c->pg == NULL)
         return tk_error_set(err, TK_ECONN, "could not run \"%s\": not connected", stmt->name);
-    if (!is_prepared(c, stmt)) {
-        /* prepared outside pipeline mode, once per session: settle what is in flight first */
-        while (c->early_pending > 0) {
-            int rc = tk_conn_take_commit(c, err);
-            if (rc != TK_OK)
-                return rc;
-        }
-        int rc = prepare(c, stmt, err);
-        if (rc != TK_OK)
-            return rc;
-    }
-    if (PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF && !PQenterPipelineMode(c->pg))
-        return tk_conn_error_from_result(c->pg, NULL, err);
-    if (!PQsendQueryPrepared(c->pg, stmt->name, stmt->nparams, params, NULL, NULL, 0) ||
-        !PQsendFlushRequest(c->pg) || !PQpipelineSync(c->pg))
-        return tk_conn_error_from_result(c->pg, NULL, err);
-    if (PQflush(c->pg) != 0)
-        return tk_conn_error_from_result(c->pg, NULL, err);
+    if (c->early_rows == EARLY_MAX)
+        return tk_error_set(err, TK_EINVAL, "could not run \"%s\": %d statements in flight",
+                            stmt->name, EARLY_MAX);
+    /* a statement new to this session is prepared in the same pipeline, just before it */
+    bool parse = !is_prepared(c, stmt);
+    if (parse && remember(c, stmt, err) != TK_OK)
+        return err->code;
+    if ((PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF && !PQenterPipelineMode(c->pg)) ||
+        (parse && !PQsendPrepare(c->pg, stmt->name, stmt->sql, stmt->nparams, NULL)) ||
+        !PQsendQueryPrepared(c->pg, stmt->name, stmt->nparams, params, NULL, NULL, 0) ||
+        !PQsendFlushRequest(c->pg) || !PQpipelineSync(c->pg) || PQflush(c->pg) != 0)
+        return send_failed(c, err);
+    c->early_parsed[(c->early_first + c->early_rows++) % EARLY_MAX] = parse ? stmt : NULL;
     c->early_pending++;
     return TK_OK;
 }
@@ -275,8 +305,23 @@ int tk_conn_send_early(tk_conn_t *c, const tk_stmt_t *stmt, const char *const *p
 int tk_conn_take_rows(tk_conn_t *c, PGresult **out, tk_error_t *err)
 {
     *out = NULL;
+    if (c->early_rows == 0)
+        return tk_error_set(err, TK_EINVAL, "no statement sent early has rows to take");
+    const tk_stmt_t *parsed = c->early_parsed[c->early_first];
+    c->early_first = (c->early_first + 1) % EARLY_MAX;
+    c->early_rows--;
+    int rc = TK_OK;
+    if (parsed != NULL) {
+        PGresult *res = PQgetResult(c->pg);
+        rc = check_result(c, res, err);
+        PQclear(res);
+        PQclear(PQgetResult(c->pg)); /* NULL: the end of the Parse's results */
+        if (rc != TK_OK)
+            forget(c, parsed);
+    }
     PGresult *res = PQgetResult(c->pg);
-    int rc = check_result(c, res, err);
+    if (rc == TK_OK)
+        rc = check_result(c, res, err); /* (after a failed Parse: PGRES_PIPELINE_ABORTED) */
     PGresult *end = PQgetResult(c->pg); /* NULL: the end of this statement's results */
     if (end != NULL) {
         PQclear(end);
@@ -294,6 +339,14 @@ int tk_conn_take_rows(tk_conn_t *c, PGresult **out, tk_error_t *err)
 int tk_conn_take_commit(tk_conn_t *c, tk_error_t *err)
 {
     int rc = TK_OK;
+    if (c->early_pending == 0)
+        return tk_error_set(err, TK_EINVAL, "no statement sent early has a commit to take");
+    if (c->early_rows == c->early_pending) {
+        /* its rows were never taken: they go with it (a failed statement fails its commit) */
+        PGresult *rows;
+        rc = tk_conn_take_rows(c, &rows, err);
+        PQclear(rows);
+    }
     for (int nulls = 0;;) {
         PGresult *res = PQgetResult(c->pg);
         if (res == NULL) {

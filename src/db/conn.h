@@ -70,11 +70,13 @@ int tk_conn_run(tk_conn_t *c, const tk_stmt_t *stmt, const char *const *params, 
 /* Early rows: a statement's rows before its commit is on disk. tk_conn_send_early() sends
  * `stmt` (autocommit) in pipeline mode followed by a flush request and a Sync, without
  * waiting: the server sends the rows as soon as the statement has run, then commits at the
- * Sync (flushing the WAL) and says so. For each statement sent, take its rows with
- * tk_conn_take_rows(), then its commit with tk_conn_take_commit(), in the order sent; a
- * statement may be sent before the previous one's commit is taken (the server runs it right
- * after that commit). The connection leaves pipeline mode when the last commit is taken, and
- * must not be used otherwise until then. Rows taken before their commit belong to a
+ * Sync (flushing the WAL) and says so. A statement new to the session is prepared in the same
+ * pipeline, just before it. For each statement sent, take its rows with tk_conn_take_rows(),
+ * then its commit with tk_conn_take_commit(), in the order sent; a statement may be sent
+ * before the previous one's commit is taken (the server runs it right after that commit). The
+ * connection leaves pipeline mode when the last commit is taken, and must not be used
+ * otherwise until then; if a statement could not be sent whole, the connection is closed
+ * (reconnected by tk_conn_reset or the pool). Rows taken before their commit belong to a
  * transaction that can still fail (the connection or the server dies during the flush): use
  * them only for what may be done twice. TK_OK or a mapped error. */
 int tk_conn_send_early(tk_conn_t *c, const tk_stmt_t *stmt, const char *const *params,
@@ -82,9 +84,9 @@ int tk_conn_send_early(tk_conn_t *c, const tk_stmt_t *stmt, const char *const *p
 /* The rows of the oldest statement sent early whose rows are not yet taken (caller PQclears
  * *out); on an error *out = NULL. Its commit must still be taken. */
 int tk_conn_take_rows(tk_conn_t *c, PGresult **out, tk_error_t *err);
-/* Wait for the commit of the oldest statement sent early whose rows were taken: TK_OK once it
- * is committed, or the error that stopped it (TK_ECONN when the connection broke: whether it
- * committed is then unknown). */
+/* Wait for the commit of the oldest statement sent early whose commit is not taken (its rows,
+ * if not taken, are dropped): TK_OK once it is committed, or the error that stopped it
+ * (TK_ECONN when the connection broke: whether it committed is then unknown). */
 int tk_conn_take_commit(tk_conn_t *c, tk_error_t *err);
 /* Statements sent early whose commit has not been taken. */
 int tk_conn_early_pending(const tk_conn_t *c);

@@ -61,6 +61,7 @@ typedef struct job_s {
     job_state_t state;
     bool host;                               /* its handler runs on a host thread */
     bool at_gate;                            /* its result reached its task's report gate */
+    struct parked_s *parked;                 /* the report that claimed it, commit outstanding */
     struct job_s *next;                      /* run queue */
     struct job_s *flight_prev, *flight_next; /* claimed and not yet reported */
 } job_t;
@@ -207,27 +208,39 @@ static void flight_remove(tk_worker_t *w, job_t *job)
     job->flight_prev = job->flight_next = NULL;
 }
 
-static void job_free(job_t *job)
+static void parked_unref(tk_worker_t *w, struct parked_s *p);
+
+static void job_free(tk_worker_t *w, job_t *job)
 {
     if (job == NULL)
         return;
+    parked_unref(w, job->parked);
     tk_step_free(job->step);
     free(job);
 }
 
 /* --- reporting ----------------------------------------------------------------------------- */
 
-/* A handler thread keeps the connection of its last report while that report commits
- * (README.md, "Results before their commit"): the thread runs the continuation meanwhile and
- * sends its result on the same connection, which the server runs right after the commit. */
-static _Thread_local struct {
-    bool allowed;    /* a pool handler thread (host threads give their connection back) */
-    tk_conn_t *conn; /* kept from the last report, its commit perhaps still under way */
-    job_t *next;     /* the continuation that report claimed: this thread runs it next */
-} kept;
+/* A report whose rows were taken before its commit (README.md, "Results before their
+ * commit"). Its connection waits here, the commit outstanding, while the steps it claimed run;
+ * the first report of one of them takes the connection, sends on it (the server runs that
+ * statement right after the commit) and takes the commit on the way. Guarded by w->lock. */
+typedef struct parked_s {
+    tk_conn_t *conn; /* until a thread takes it */
+    bool settled;    /* its commit was taken (or lost with the connection) */
+    int refs;        /* jobs it claimed, not yet freed */
+} parked_t;
 
-/* Take the commit of the last report sent early on `c`; a failure means that report's
- * transaction is gone (its result and the claim of its continuation). */
+/* The connection a report goes on: taken from a parked report (`from`, to be told when its
+ * commit is taken), left by the report's previous call, or none yet (the pool's). After a
+ * call, the call's commit is outstanding on `conn`. */
+typedef struct report_conn_s {
+    tk_conn_t *conn;
+    parked_t *from;
+} report_conn_t;
+
+/* Take the commit of the last statement sent early on `c`; a failure means that report's
+ * transaction is gone (its result and the claims of its continuation). */
 static void take_report_commit(tk_conn_t *c)
 {
     tk_error_t err;
@@ -238,75 +251,119 @@ static void take_report_commit(tk_conn_t *c)
                err.message);
 }
 
-/* Wait for the commit of the kept connection's last report and give the connection back. */
-static void settle_kept(tk_worker_t *w)
+/* Tell the threads waiting for `*from` that its commit is taken. */
+static void parked_settled(tk_worker_t *w, parked_t **from)
 {
-    if (kept.conn == NULL)
+    if (*from == NULL)
         return;
-    take_report_commit(kept.conn);
-    tk_pool_release(w->pool, kept.conn);
-    kept.conn = NULL;
+    pthread_mutex_lock(&w->lock);
+    (*from)->settled = true;
+    pthread_cond_broadcast(&w->report_done);
+    pthread_mutex_unlock(&w->lock);
+    *from = NULL;
 }
 
-/* Run `stmt` (autocommit) on the kept connection or one from the pool, and return its rows as
- * soon as the statement has run. A thread that may keep the connection returns before the
- * commit while the pool has connections to spare; otherwise the commit is taken here. The
- * commit of the kept connection's previous report is taken on the way. */
+/* Before a result of a step claimed by parked report `p` goes out: take p's connection into
+ * `rc` (the report goes on it), or take and settle it here when `rc` has one already, or wait
+ * until the thread that took it has settled it. */
+static void pass_parked(tk_worker_t *w, parked_t *p, report_conn_t *rc)
+{
+    if (p == NULL || p == rc->from)
+        return;
+    pthread_mutex_lock(&w->lock);
+    tk_conn_t *c = p->conn;
+    p->conn = NULL;
+    while (c == NULL && !p->settled)
+        pthread_cond_wait(&w->report_done, &w->lock);
+    pthread_mutex_unlock(&w->lock);
+    if (c == NULL)
+        return;
+    if (rc->conn == NULL) {
+        rc->conn = c;
+        rc->from = p;
+        return;
+    }
+    take_report_commit(c);
+    tk_pool_release(w->pool, c);
+    parked_settled(w, &p);
+}
+
+/* Take the outstanding commit on `rc`'s connection, if any, and give the connection back. */
+static void settle_report_conn(tk_worker_t *w, report_conn_t *rc)
+{
+    if (rc->conn != NULL) {
+        take_report_commit(rc->conn);
+        tk_pool_release(w->pool, rc->conn);
+        rc->conn = NULL;
+    }
+    parked_settled(w, &rc->from);
+}
+
+/* A job claimed by `p` is freed; the last one settles p if nobody took its connection. */
+static void parked_unref(tk_worker_t *w, parked_t *p)
+{
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&w->lock);
+    bool last = --p->refs == 0;
+    tk_conn_t *c = last ? p->conn : NULL;
+    pthread_mutex_unlock(&w->lock);
+    if (!last)
+        return;
+    if (c != NULL) {
+        take_report_commit(c);
+        tk_pool_release(w->pool, c);
+    }
+    free(p);
+}
+
+/* Run `stmt` (autocommit) on rc's connection, or one from the pool, and take its rows as soon
+ * as the statement has run; its commit stays outstanding on rc->conn. A commit already
+ * outstanding there (a parked report's, or this report's previous call's) is taken on the
+ * way, after the statement went. On failure the connection goes back to the pool. */
 static int query_early(tk_worker_t *w, const tk_stmt_t *stmt, const char *const *params,
-                       PGresult **out, tk_error_t *err)
+                       report_conn_t *rc, PGresult **out, tk_error_t *err)
 {
     *out = NULL;
-    tk_conn_t *c = kept.conn;
-    kept.conn = NULL;
-    int rc = c != NULL ? TK_OK : tk_pool_acquire(w->pool, 30000, &c, err);
-    if (rc != TK_OK)
-        return rc;
-    rc = tk_conn_send_early(c, stmt, params, err);
-    if (rc == TK_OK && tk_conn_early_pending(c) > 1)
-        take_report_commit(c); /* the previous report's, which the server has finished by now */
-    if (rc == TK_OK)
-        rc = tk_conn_take_rows(c, out, err);
-    if (rc == TK_OK && kept.allowed && tk_pool_has_spare(w->pool, 2)) {
-        kept.conn = c;
-        return TK_OK;
+    tk_conn_t *c = rc->conn;
+    rc->conn = NULL;
+    int code = c != NULL ? TK_OK : tk_pool_acquire(w->pool, 30000, &c, err);
+    if (code == TK_OK)
+        code = tk_conn_send_early(c, stmt, params, err);
+    if (c != NULL && tk_conn_early_pending(c) > (code == TK_OK ? 1 : 0))
+        take_report_commit(c); /* the previous statement's, which the server has finished */
+    parked_settled(w, &rc->from);
+    if (code == TK_OK)
+        code = tk_conn_take_rows(c, out, err);
+    if (code != TK_OK) {
+        if (c != NULL)
+            tk_pool_release(w->pool, c);
+        return code;
     }
-    if (rc == TK_OK && (rc = tk_conn_take_commit(c, err)) != TK_OK) {
-        PQclear(*out);
-        *out = NULL;
-    }
-    tk_pool_release(w->pool, c);
-    return rc;
+    rc->conn = c;
+    return TK_OK;
 }
 
-/* Whether the steps a report claimed (the rows of `res` with a step_uuid) may start before
- * the report's commit is taken: at most one, run next by this very thread, which reports it
- * on the same connection after that commit. A step another thread may report (a second
- * continuation, a host handler's) would be refused there as long as its claim is not
- * committed, so then the commit is taken first. */
-static bool continuation_stays(tk_worker_t *w, const PGresult *res)
+/* The steps a report's rows claimed (rows with a step_uuid). */
+static int claimed_rows(const PGresult *res)
 {
-    int col = PQfnumber(res, "step_uuid"), handler = PQfnumber(res, "handler"), steps = 0;
-    bool host = false;
-    for (int row = 0; col >= 0 && row < PQntuples(res); row++) {
-        if (PQgetisnull(res, row, col))
-            continue; /* complete_step's verdict row */
-        steps++;
-        host = handler >= 0 &&
-               tk_handler_registry_is_host(w->o.registry, PQgetvalue(res, row, handler));
-    }
-    return steps == 0 || (steps == 1 && !host);
+    int col = PQfnumber(res, "step_uuid"), n = 0;
+    for (int row = 0; col >= 0 && row < PQntuples(res); row++)
+        n += !PQgetisnull(res, row, col);
+    return n;
 }
 
-/* Run `stmt` (query_early), retrying connection failures until `give_up` (ms); `then` says in
- * the log what happens to the step if it never gets through. Returns the rows (caller
- * PQclears) or NULL. */
+/* Run `stmt` on `conn` (query_early), retrying connection failures until `give_up` (ms);
+ * `then` says in the log what happens to the step if it never gets through. Returns the rows
+ * (caller PQclears) or NULL. */
 static PGresult *query_until(tk_worker_t *w, const tk_stmt_t *stmt, const char *const *params,
-                             int64_t give_up, const tk_log_ids_t *ids, const char *then)
+                             report_conn_t *conn, int64_t give_up, const tk_log_ids_t *ids,
+                             const char *then)
 {
     for (int delay = 50;; delay = delay < 2000 ? delay * 2 : 2000) {
         PGresult *res;
         tk_error_t err;
-        int rc = query_early(w, stmt, params, &res, &err);
+        int rc = query_early(w, stmt, params, conn, &res, &err);
         if (rc == TK_OK)
             return res;
         if (rc != TK_ECONN && rc != TK_ETIMEDOUT) {
@@ -331,13 +388,13 @@ static void count_lost(tk_worker_t *w, const tk_log_ids_t *ids)
                "result dropped: the step's lease was lost (it ran too long or was cancelled)");
 }
 
-/* Send a result with tasker.complete_step, retrying connection failures until the lease would
- * have expired anyway, and claim up to `max_next` of the steps it makes ready (through
- * complete_step_follow_up when complete_step found the task busy). Counts it as lost when the
- * lease was gone. Returns the rows (the verdict, then the steps claimed as continuation;
- * caller PQclears) or NULL. */
+/* Send a result with tasker.complete_step on `conn`, retrying connection failures until the
+ * lease would have expired anyway, and claim up to `max_next` of the steps it makes ready
+ * (through complete_step_follow_up when complete_step found the task busy). Counts it as lost
+ * when the lease was gone. Returns the rows (the verdict, then the steps claimed as
+ * continuation; caller PQclears) or NULL; the commit stays outstanding on `conn`. */
 static PGresult *report(tk_worker_t *w, const char *step_uuid, const char *result_json,
-                        const tk_log_ids_t *ids, int max_next)
+                        const tk_log_ids_t *ids, int max_next, report_conn_t *conn)
 {
     char next[16], lease[16];
     snprintf(next, sizeof(next), "%d", max_next);
@@ -345,7 +402,8 @@ static PGresult *report(tk_worker_t *w, const char *step_uuid, const char *resul
     const char *params[] = {step_uuid,       w->worker_id,      result_json, w->policy,
                             w->queues_array, w->handlers_array, next,        lease};
     int64_t give_up = tk_clock_ms() + (int64_t)w->o.lease_seconds * 1000;
-    PGresult *res = query_until(w, &complete_stmt, params, give_up, ids, "the step will run again");
+    PGresult *res =
+        query_until(w, &complete_stmt, params, conn, give_up, ids, "the step will run again");
     if (res == NULL)
         return NULL;
     if (PQntuples(res) < 1 || PQgetvalue(res, 0, 0)[0] != 't') {
@@ -357,7 +415,7 @@ static PGresult *report(tk_worker_t *w, const char *step_uuid, const char *resul
         PQclear(res);
         const char *follow_params[] = {step_uuid,         w->worker_id, w->queues_array,
                                        w->handlers_array, next,         lease};
-        res = query_until(w, &follow_up_stmt, follow_params, give_up, ids,
+        res = query_until(w, &follow_up_stmt, follow_params, conn, give_up, ids,
                           "the result is stored; the sweeper will evaluate the task");
         if (res == NULL || PQntuples(res) < 1 || PQgetvalue(res, 0, 0)[0] != 't')
             return res;
@@ -366,11 +424,12 @@ static PGresult *report(tk_worker_t *w, const char *step_uuid, const char *resul
     return res;
 }
 
-/* Send the results of `n` steps of one task (the list `batch`) with tasker.complete_steps,
- * retrying connection failures as report() does, and claim up to `max_next` steps they make
- * ready. Counts the refused ones as lost. Returns the rows (a verdict per result in order,
- * then the steps claimed as continuation; caller PQclears) or NULL. */
-static PGresult *report_many(tk_worker_t *w, const gated_result_t *batch, int n, int max_next)
+/* Send the results of `n` steps of one task (the list `batch`) with tasker.complete_steps on
+ * `conn`, retrying connection failures as report() does, and claim up to `max_next` steps they
+ * make ready. Counts the refused ones as lost. Returns the rows (a verdict per result in
+ * order, then the steps claimed as continuation; caller PQclears) or NULL. */
+static PGresult *report_many(tk_worker_t *w, const gated_result_t *batch, int n, int max_next,
+                             report_conn_t *conn)
 {
     const char **uuids = malloc((size_t)n * sizeof(*uuids));
     size_t results_len = 3;
@@ -406,8 +465,8 @@ static PGresult *report_many(tk_worker_t *w, const gated_result_t *batch, int n,
     const char *params[] = {steps,           w->worker_id,      results, w->policy,
                             w->queues_array, w->handlers_array, next,    lease};
     int64_t give_up = tk_clock_ms() + (int64_t)w->o.lease_seconds * 1000;
-    PGresult *res =
-        query_until(w, &complete_many_stmt, params, give_up, &task_ids, "the steps will run again");
+    PGresult *res = query_until(w, &complete_many_stmt, params, conn, give_up, &task_ids,
+                                "the steps will run again");
     free(steps);
     free(results);
     if (res == NULL)
@@ -426,7 +485,8 @@ static PGresult *report_many(tk_worker_t *w, const gated_result_t *batch, int n,
     return res;
 }
 
-static int take_claimed(tk_worker_t *w, const PGresult *res, const job_t *reporter);
+static int take_claimed(tk_worker_t *w, const PGresult *res, const job_t *reporter,
+                        parked_t *parked);
 static void finish_job(tk_worker_t *w, job_t *job);
 
 /* Another job of `job`'s task in this worker that has not reached the gate: running its
@@ -476,14 +536,6 @@ static void report_at_gate(tk_worker_t *w, job_t *job, const char *result)
     pthread_mutex_lock(&w->lock);
     job->at_gate = true;
     report_gate_t *gate = gate_find(w, tk_step_task_uuid(step));
-    if (gate != NULL && kept.conn != NULL) {
-        /* this result will go with another thread's call, on another connection: the claim
-         * of its step (in this thread's last report) must be committed first */
-        pthread_mutex_unlock(&w->lock);
-        settle_kept(w);
-        pthread_mutex_lock(&w->lock);
-        gate = gate_find(w, tk_step_task_uuid(step));
-    }
     if (gate != NULL) {
         /* a report of the task is under way: go with the next one */
         if (gate->tail != NULL)
@@ -532,18 +584,30 @@ static void report_at_gate(tk_worker_t *w, job_t *job, const char *result)
         max_next = 0;
     pthread_mutex_unlock(&w->lock);
 
+    /* the claims of these steps must be committed before their results go: on the
+     * connection of a parked report that claimed one, or after its commit */
+    report_conn_t conn = {NULL, NULL};
+    for (gated_result_t *r = batch; r != NULL; r = r->next)
+        pass_parked(w, r->job->parked, &conn);
     PGresult *res;
     if (n == 1) {
         tk_log_ids_t ids = {tk_step_correlation_id(step), tk_step_task_uuid(step),
                             tk_step_uuid(step)};
-        res = report(w, job->step_uuid, result, &ids, max_next);
+        res = report(w, job->step_uuid, result, &ids, max_next, &conn);
     } else {
-        res = report_many(w, batch, n, max_next);
+        res = report_many(w, batch, n, max_next, &conn);
     }
+    /* the steps it claimed start now, its commit outstanding, while the pool has connections
+     * to spare; otherwise they start once it is committed */
+    parked_t *parked = NULL;
+    if (res != NULL && conn.conn != NULL && claimed_rows(res) > 0 &&
+        tk_pool_has_spare(w->pool, 2) && (parked = calloc(1, sizeof(*parked))) != NULL) {
+        parked->conn = conn.conn;
+        conn.conn = NULL;
+    }
+    settle_report_conn(w, &conn);
     if (res != NULL) {
-        if (!continuation_stays(w, res))
-            settle_kept(w);
-        take_claimed(w, res, job); /* queued first: this thread runs one next */
+        take_claimed(w, res, job, parked); /* queued first: this thread runs one next */
         PQclear(res);
     }
 
@@ -635,7 +699,7 @@ static void finish_job(tk_worker_t *w, job_t *job)
     pthread_mutex_unlock(&w->lock);
     if (was_full)
         wake_dispatcher(w);
-    job_free(job);
+    job_free(w, job);
 }
 
 /* Queue a job at the back of q, or at the front (lock held). */
@@ -656,18 +720,7 @@ static void queue_push(run_queue_t *q, job_t *job, bool front)
     }
 }
 
-/* Mark a queued job running and start its clock (lock held). */
-static job_t *start_job(tk_worker_t *w, job_t *job)
-{
-    w->queued--;
-    w->running++;
-    w->host_running += job->host;
-    job->state = JOB_RUNNING;
-    job->deadline_ms = tk_clock_ms() + job->timeout_ms;
-    return job;
-}
-
-/* Take the first job of q, if any, and start it (lock held). */
+/* Take the first job of q, if any, mark it running and start its clock (lock held). */
 static job_t *start_next_job(tk_worker_t *w, run_queue_t *q)
 {
     job_t *job = q->head;
@@ -676,28 +729,19 @@ static job_t *start_next_job(tk_worker_t *w, run_queue_t *q)
     q->head = job->next;
     if (q->head == NULL)
         q->tail = NULL;
-    return start_job(w, job);
+    w->queued--;
+    w->running++;
+    w->host_running += job->host;
+    job->state = JOB_RUNNING;
+    job->deadline_ms = tk_clock_ms() + job->timeout_ms;
+    return job;
 }
 
 static void *handler_thread(void *arg)
 {
     tk_worker_t *w = arg;
-    kept.allowed = true;
     pthread_mutex_lock(&w->lock);
     for (;;) {
-        if (kept.next != NULL) {
-            job_t *job = start_job(w, kept.next); /* the continuation of its last report */
-            kept.next = NULL;
-            pthread_mutex_unlock(&w->lock);
-            run_job(w, job);
-            pthread_mutex_lock(&w->lock);
-            continue;
-        }
-        if (kept.conn != NULL && w->pool_jobs.head == NULL) {
-            pthread_mutex_unlock(&w->lock); /* nothing to run next: end the last report */
-            settle_kept(w);
-            pthread_mutex_lock(&w->lock);
-        }
         while (w->pool_jobs.head == NULL && !w->stopping && w->threads <= w->target_threads)
             pthread_cond_wait(&w->job_ready, &w->lock);
         if (w->threads > w->target_threads || (w->pool_jobs.head == NULL && w->stopping))
@@ -707,9 +751,6 @@ static void *handler_thread(void *arg)
         run_job(w, job);
         pthread_mutex_lock(&w->lock);
     }
-    pthread_mutex_unlock(&w->lock);
-    settle_kept(w);
-    pthread_mutex_lock(&w->lock);
     w->threads--;
     pthread_cond_broadcast(&w->thread_exit);
     pthread_mutex_unlock(&w->lock);
@@ -741,6 +782,7 @@ static void enforce_timeouts(tk_worker_t *w)
         int64_t timeout_ms;
         int attempt;
         char ids[3][40];
+        parked_t *parked; /* the report that claimed it (held), or NULL */
     } expired_t;
     expired_t expired[16];
     int n = 0;
@@ -759,6 +801,9 @@ static void enforce_timeouts(tk_worker_t *w)
         snprintf(e->step_uuid, sizeof(e->step_uuid), "%s", job->step_uuid);
         e->timeout_ms = job->timeout_ms;
         e->attempt = tk_step_attempt(job->step);
+        e->parked = job->parked;
+        if (e->parked != NULL)
+            e->parked->refs++;
         snprintf(e->ids[0], 40, "%s", tk_step_correlation_id(job->step));
         snprintf(e->ids[1], 40, "%s", tk_step_task_uuid(job->step));
         snprintf(e->ids[2], 40, "%s", tk_step_uuid(job->step));
@@ -788,7 +833,11 @@ static void enforce_timeouts(tk_worker_t *w)
                  e->attempt);
         atomic_fetch_add(&w->failed, 1);
         atomic_fetch_add(&w->timed_out, 1);
-        PQclear(report(w, e->step_uuid, result, &ids, 0));
+        report_conn_t conn = {NULL, NULL};
+        pass_parked(w, e->parked, &conn);
+        PQclear(report(w, e->step_uuid, result, &ids, 0, &conn));
+        settle_report_conn(w, &conn);
+        parked_unref(w, e->parked);
         wake_dispatcher(w);
     }
     /* A job abandoned here is freed by its own thread when the handler returns; that thread
@@ -880,7 +929,7 @@ static int claim(tk_worker_t *w, tk_conn_t *conn, int want)
     }
     if (!atomic_exchange(&w->db_ok, true))
         TK_LOG(TK_LOG_INFO, "worker", "database reachable again");
-    int n = take_claimed(w, res, NULL);
+    int n = take_claimed(w, res, NULL, NULL);
     PQclear(res);
     return n;
 }
@@ -889,10 +938,14 @@ static int claim(tk_worker_t *w, tk_conn_t *conn, int want)
  * of their handler's threads (the pool's or the host's): at the back, or at the front for a
  * continuation (`reporter` is then the job whose result made them ready, NULL for a claim).
  * A waiting thread is woken for each, except for one continuation that the reporting
- * thread, looping back, can take itself. Returns how many. */
-static int take_claimed(tk_worker_t *w, const PGresult *res, const job_t *reporter)
+ * thread, looping back, can take itself. `parked` (or NULL) is the report that claimed them,
+ * its commit outstanding: each job holds it until freed. Returns how many. */
+static int take_claimed(tk_worker_t *w, const PGresult *res, const job_t *reporter,
+                        parked_t *parked)
 {
     bool front = reporter != NULL, kept_one = false;
+    if (parked != NULL)
+        parked->refs = 1; /* this call's own, so that a job run and freed at once leaves it */
     int col = PQfnumber(res, "step_uuid"), taken = 0;
     for (int row = 0; row < PQntuples(res); row++) {
         if (col < 0 || PQgetisnull(res, row, col))
@@ -921,20 +974,20 @@ static int take_claimed(tk_worker_t *w, const PGresult *res, const job_t *report
         atomic_fetch_add(&w->claimed, 1);
         pthread_mutex_lock(&w->lock);
         job->state = JOB_QUEUED;
+        job->parked = parked;
+        if (parked != NULL)
+            parked->refs++;
+        queue_push(job->host ? &w->host_jobs : &w->pool_jobs, job, front);
         w->queued++;
         flight_add(w, job);
-        bool own = front && job->host == reporter->host && !kept_one;
-        if (own && kept.allowed)
-            kept.next = job; /* bound to this thread (continuation_stays) */
-        else
-            queue_push(job->host ? &w->host_jobs : &w->pool_jobs, job, front);
-        if (!own)
+        if (!front || job->host != reporter->host || kept_one)
             pthread_cond_signal(job->host ? &w->host_ready : &w->job_ready);
         else
             kept_one = true;
         pthread_mutex_unlock(&w->lock);
         taken++;
     }
+    parked_unref(w, parked);
     return taken;
 }
 

@@ -1,10 +1,10 @@
 /*
- * test_early_continuation.c - a step's continuation starts while the step's result is being
+ * test_early_continuation.c - a step's continuations start while the step's result is being
  * committed (src/worker/README.md, "Results before their commit"): with the commit of the
  * first step's result held up (a deferred trigger waits for an advisory lock this test
- * holds), the worker runs the second step's handler all the same; once the commit goes
- * through, the second result follows on the same connection and the task completes, each
- * step run once.
+ * holds), the worker runs both of its children's handlers all the same; once the commit goes
+ * through, their results follow (one of them on the parked connection, after the commit) and
+ * the task completes, each step run once.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -68,9 +68,9 @@ static void test_continuation_runs_while_its_parent_commits(void **state)
     snprintf(task, sizeof(task), "%s", json_string_value(json_object_get(t, "task_uuid")));
     json_decref(t);
 
-    for (int waited = 0; handlers_done(worker.port) < 2; waited += 20) {
+    for (int waited = 0; handlers_done(worker.port) < 3; waited += 20) {
         if (waited > 10000)
-            fail_msg("the second handler did not run while the first result was committing");
+            fail_msg("the children's handlers did not run while the first result was committing");
         sleep_ms(20);
     }
     const char *params[] = {task};
@@ -91,8 +91,8 @@ static void test_continuation_runs_while_its_parent_commits(void **state)
                                        "WHERE task_uuid = $1::uuid AND attempts = 1 "
                                        "AND state = 'complete'",
                                        1, params),
-                        "2");
-    assert_int_equal(handlers_done(worker.port), 2);
+                        "4");
+    assert_int_equal(handlers_done(worker.port), 4);
     PQfinish(holder);
     PQfinish(pg);
     e2e_stop(&worker);

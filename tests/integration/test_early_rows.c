@@ -3,8 +3,9 @@
  * rows arrive while the commit is still held up (by a deferred trigger waiting for an advisory
  * lock this test holds), the commit's outcome comes separately (a failing deferred trigger
  * shows there and nothing is stored), a second statement may be sent before the first one's
- * commit is taken, a statement not yet prepared on the session is prepared on the way, and a
- * connection given back to the pool with a commit outstanding is settled first.
+ * commit is taken, a statement not yet prepared on the session is prepared in the same
+ * pipeline (and not taken for prepared when that fails), rows never taken go with their
+ * commit, and a connection given back to the pool with a commit outstanding is settled first.
  */
 #include <poll.h>
 #include <setjmp.h>
@@ -35,6 +36,7 @@ static const tk_stmt_t insert_stmt = {"t_insert", "INSERT INTO t VALUES ($1::int
                                       1, false};
 static const tk_stmt_t count_stmt = {"t_count", "SELECT count(*) FROM t WHERE v = $1::int", 1,
                                      true};
+static const tk_stmt_t bad_stmt = {"t_bad", "SELECT * FROM no_such_table", 0, true};
 
 static int setup(void **state)
 {
@@ -141,14 +143,45 @@ static void test_next_statement_goes_before_the_commit_is_taken(void **state)
     assert_int_equal(tk_conn_take_rows(c, &res, &err), TK_OK);
     assert_string_equal(PQgetvalue(res, 0, 0), "120");
     PQclear(res);
-    /* a statement this session has not prepared yet: the outstanding commit is taken first */
+    /* a statement this session has not prepared yet is prepared in the same pipeline, behind
+     * the outstanding commit */
     assert_int_equal(tk_conn_send_early(c, &count_stmt, first, &err), TK_OK);
-    assert_int_equal(tk_conn_early_pending(c), 1);
+    assert_int_equal(tk_conn_early_pending(c), 2);
+    assert_int_equal(tk_conn_take_commit(c, &err), TK_OK);
     assert_int_equal(tk_conn_take_rows(c, &res, &err), TK_OK);
     assert_string_equal(PQgetvalue(res, 0, 0), "1");
     PQclear(res);
     assert_int_equal(tk_conn_take_commit(c, &err), TK_OK);
     assert_int_equal(tk_conn_query(c, &count_stmt, second, &res, &err), TK_OK);
+    assert_string_equal(PQgetvalue(res, 0, 0), "1");
+    PQclear(res);
+    tk_conn_close(c);
+}
+
+static void test_a_statement_that_cannot_be_prepared(void **state)
+{
+    (void)state;
+    tk_conn_t *c;
+    tk_error_t err;
+    assert_int_equal(tk_conn_open(db_url, "test", &c, &err), TK_OK);
+    PGresult *res;
+    /* refused when prepared, twice the same way (it is not taken for prepared), and the
+     * connection goes on */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(tk_conn_send_early(c, &bad_stmt, NULL, &err), TK_OK);
+        assert_int_equal(tk_conn_take_rows(c, &res, &err), TK_EDB);
+        assert_non_null(strstr(err.message, "no_such_table"));
+        assert_int_equal(tk_conn_take_commit(c, &err), TK_OK);
+    }
+    const char *params[] = {"31"};
+    assert_int_equal(tk_conn_query(c, &count_stmt, params, &res, &err), TK_OK);
+    assert_string_equal(PQgetvalue(res, 0, 0), "0");
+    PQclear(res);
+    /* rows never taken go with their commit */
+    assert_int_equal(tk_conn_send_early(c, &insert_stmt, params, &err), TK_OK);
+    assert_int_equal(tk_conn_take_commit(c, &err), TK_OK);
+    assert_int_equal(tk_conn_early_pending(c), 0);
+    assert_int_equal(tk_conn_query(c, &count_stmt, params, &res, &err), TK_OK);
     assert_string_equal(PQgetvalue(res, 0, 0), "1");
     PQclear(res);
     tk_conn_close(c);
@@ -183,6 +216,7 @@ int main(void)
         cmocka_unit_test(test_rows_come_before_the_commit),
         cmocka_unit_test(test_a_failed_commit_shows_in_take_commit),
         cmocka_unit_test(test_next_statement_goes_before_the_commit_is_taken),
+        cmocka_unit_test(test_a_statement_that_cannot_be_prepared),
         cmocka_unit_test(test_pool_settles_what_is_outstanding),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
