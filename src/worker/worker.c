@@ -101,6 +101,10 @@ struct tk_worker_s {
     char *handlers_array; /* ... and of the callables this worker can run */
     char policy[96];      /* retry backoff, as a tasker.backoff_policy literal */
     char **namespaces;
+    char **queues; /* worker_<namespace>_queue, in the order of namespaces */
+    /* the dispatcher's own: the queues the next claim walks (see wait_for_work) */
+    bool *notified;
+    bool claim_all;
     tk_pool_t *pool;       /* handler threads' connections */
     tk_conn_t *claim_conn; /* opened and warmed by tk_worker_start; the dispatcher takes it */
 
@@ -915,14 +919,28 @@ static void *heartbeat_thread(void *arg)
 /* Claim up to `want` steps and queue them. Returns the number claimed, or a negative code. */
 static int claim(tk_worker_t *w, tk_conn_t *conn, int want)
 {
+    /* the queues notifications named since the last claim, else all of them */
+    const char **named = w->claim_all ? NULL : malloc((size_t)w->o.nnamespaces * sizeof(*named));
+    int nnamed = 0;
+    for (int i = 0; named != NULL && i < w->o.nnamespaces; i++)
+        if (w->notified[i])
+            named[nnamed++] = w->queues[i];
+    char *queues = nnamed > 0 ? array_literal(named, nnamed) : NULL;
+    free(named);
+    memset(w->notified, 0, (size_t)w->o.nnamespaces * sizeof(bool));
+    w->claim_all = false;
+
     char limit[16], lease[16];
     snprintf(limit, sizeof(limit), "%d", want);
     snprintf(lease, sizeof(lease), "%d", w->o.lease_seconds);
-    const char *params[] = {w->queues_array, w->handlers_array, limit, w->worker_id, lease};
+    const char *params[] = {queues ? queues : w->queues_array, w->handlers_array, limit,
+                            w->worker_id, lease};
     PGresult *res;
     tk_error_t err;
     int rc = tk_conn_query(conn, &claim_stmt, params, &res, &err);
+    free(queues);
     if (rc != TK_OK) {
+        w->claim_all = true;
         if (atomic_exchange(&w->db_ok, false))
             TK_LOG(TK_LOG_WARN, "worker", "could not claim steps: %s", err.message);
         return rc;
@@ -991,7 +1009,23 @@ static int take_claimed(tk_worker_t *w, const PGresult *res, const job_t *report
     return taken;
 }
 
-/* Sleep until a notification, a finished job or the timeout. */
+/* A notification for the next claim: the queue it names, or every queue (a reconnect, when
+ * notifications may have been missed, or a message this worker cannot place). */
+static void note_event(tk_worker_t *w, const tk_mq_event_t *ev)
+{
+    if (ev->kind == TK_MQ_EVENT_MESSAGE)
+        for (int i = 0; i < w->o.nnamespaces; i++)
+            if (strcmp(ev->queue_name, w->queues[i]) == 0) {
+                w->notified[i] = true;
+                return;
+            }
+    w->claim_all = true;
+}
+
+/* Sleep until a notification, a finished job or the timeout. The next claim walks only the
+ * queues notifications named (each empty queue walked costs the claim 10-15 us in place),
+ * unless the wait ended otherwise: a timeout (polling catches what a missed notification
+ * announced) or a finished job (places freed for what is waiting anywhere). */
 static void wait_for_work(tk_worker_t *w, tk_mq_listener_t *listener, int timeout_ms)
 {
     struct pollfd fds[2] = {{.fd = w->wake_fd, .events = POLLIN}, {.fd = -1, .events = POLLIN}};
@@ -1000,17 +1034,24 @@ static void wait_for_work(tk_worker_t *w, tk_mq_listener_t *listener, int timeou
     tk_error_t err;
     if (listener != NULL) {
         /* events may already be buffered inside the listener */
-        if (tk_mq_listener_wait(listener, 0, &ev, &err) == TK_OK)
+        if (tk_mq_listener_wait(listener, 0, &ev, &err) == TK_OK) {
+            note_event(w, &ev);
+            while (tk_mq_listener_wait(listener, 0, &ev, &err) == TK_OK)
+                note_event(w, &ev);
             return;
+        }
         fds[1].fd = tk_mq_listener_fd(listener);
         if (fds[1].fd < 0) {
             /* disconnected: let the listener reconnect within our timeout */
             tk_mq_listener_wait(listener, timeout_ms < 1000 ? timeout_ms : 1000, &ev, &err);
+            w->claim_all = true;
             return;
         }
         nfds = 2;
     }
     int rc = poll(fds, (nfds_t)nfds, timeout_ms);
+    if (rc <= 0 || (fds[0].revents & POLLIN))
+        w->claim_all = true;
     if (rc > 0 && (fds[0].revents & POLLIN)) {
         uint64_t count;
         ssize_t got = read(w->wake_fd, &count, sizeof(count));
@@ -1018,7 +1059,7 @@ static void wait_for_work(tk_worker_t *w, tk_mq_listener_t *listener, int timeou
     }
     if (listener != NULL)
         while (tk_mq_listener_wait(listener, 0, &ev, &err) == TK_OK)
-            ; /* drain: one claim serves them all */
+            note_event(w, &ev); /* drain: one claim serves them all */
 }
 
 static void *dispatcher_thread(void *arg)
@@ -1067,8 +1108,10 @@ static void *dispatcher_thread(void *arg)
                 continue;
             }
             backoff_ms = 100;
-            if (got == want)
-                continue; /* there may be more waiting */
+            if (got == want) {
+                w->claim_all = true; /* there may be more waiting, in any queue */
+                continue;
+            }
         }
         int timeout = w->o.poll_interval_ms;
         if (w->o.mode == TK_CONFIG_MODE_EVENT_DRIVEN && listener != NULL)
@@ -1167,9 +1210,13 @@ static void worker_free(tk_worker_t *w)
     tk_conn_close(w->claim_conn);
     if (w->wake_fd >= 0)
         close(w->wake_fd);
-    for (int i = 0; i < w->o.nnamespaces; i++)
+    for (int i = 0; i < w->o.nnamespaces; i++) {
         free(w->namespaces ? w->namespaces[i] : NULL);
+        free(w->queues ? w->queues[i] : NULL);
+    }
     free(w->namespaces);
+    free(w->queues);
+    free(w->notified);
     free(w->queues_array);
     free(w->handlers_array);
     free(w->database_url);
@@ -1227,25 +1274,25 @@ int tk_worker_start(const tk_worker_opts_t *opts, tk_worker_t **out, tk_error_t 
     w->database_url = strdup(opts->database_url ? opts->database_url : "");
     w->worker_id = strdup(opts->worker_id);
     w->namespaces = calloc((size_t)opts->nnamespaces, sizeof(char *));
-    char **queues = calloc((size_t)opts->nnamespaces, sizeof(char *));
+    w->queues = calloc((size_t)opts->nnamespaces, sizeof(char *));
+    w->notified = calloc((size_t)opts->nnamespaces + 1, sizeof(bool));
+    w->claim_all = true;
     int nhandlers = tk_handler_registry_count(opts->registry);
     const char **handlers = calloc((size_t)nhandlers, sizeof(char *));
-    bool ok = w->database_url && w->worker_id && w->namespaces && queues && handlers;
+    bool ok =
+        w->database_url && w->worker_id && w->namespaces && w->queues && w->notified && handlers;
     for (int i = 0; ok && i < opts->nnamespaces; i++) {
         w->namespaces[i] = strdup(opts->namespaces[i]);
         ok = w->namespaces[i] != NULL &&
-             asprintf(&queues[i], "worker_%s_queue", opts->namespaces[i]) >= 0;
+             asprintf(&w->queues[i], "worker_%s_queue", opts->namespaces[i]) >= 0;
     }
     for (int i = 0; ok && i < nhandlers; i++)
         handlers[i] = tk_handler_registry_name(opts->registry, i);
     if (ok) {
-        w->queues_array = array_literal((const char *const *)queues, opts->nnamespaces);
+        w->queues_array = array_literal((const char *const *)w->queues, opts->nnamespaces);
         w->handlers_array = array_literal(handlers, nhandlers);
         ok = w->queues_array && w->handlers_array;
     }
-    for (int i = 0; queues && i < opts->nnamespaces; i++)
-        free(queues[i]);
-    free(queues);
     free(handlers);
     if (!ok) {
         worker_free(w);
