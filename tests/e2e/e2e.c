@@ -313,3 +313,24 @@ const char *e2e_unique(void)
              ++counter);
     return buf;
 }
+
+void e2e_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+long e2e_worker_metric(int port, const char *series)
+{
+    long status;
+    char *text = e2e_http_text(port, "GET", "/metrics", NULL, &status);
+    assert_int_equal(status, 200);
+    char name[256];
+    snprintf(name, sizeof(name), "\n%s ", series);
+    const char *line = text ? strstr(text, name) : NULL;
+    if (line == NULL)
+        fail_msg("no %s in the worker's metrics", series);
+    long n = strtol(line + strlen(name), NULL, 10);
+    free(text);
+    return n;
+}

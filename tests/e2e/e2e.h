@@ -70,4 +70,11 @@ json_t *e2e_step_result(int port, const char *task_uuid, const char *name);
 /* A unique string (for contexts that must not collide on task identity). */
 const char *e2e_unique(void);
 
+/* Sleep `ms` milliseconds. */
+void e2e_sleep_ms(long ms);
+
+/* The value of `series` (e.g. "tasker_worker_steps_total{outcome=\"success\"}") in the
+ * /metrics of the worker on `port`; fails the test when it is missing. */
+long e2e_worker_metric(int port, const char *series);
+
 #endif

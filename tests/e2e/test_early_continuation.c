@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cmocka.h>
 
@@ -30,25 +29,10 @@ static const char *const hold_up =
     "        AND NEW.inputs = '{\"first\": true}')"
     "  EXECUTE FUNCTION test_hold_up();";
 
-static void sleep_ms(long ms)
+/* Handlers of the worker that returned a success. */
+static long handlers_done(const e2e_proc_t *worker)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* The worker's tasker_worker_steps_total{outcome="success"}: handlers that returned. */
-static long handlers_done(int worker_port)
-{
-    long status;
-    char *text = e2e_http_text(worker_port, "GET", "/metrics", NULL, &status);
-    assert_int_equal(status, 200);
-    const char *name = "\ntasker_worker_steps_total{outcome=\"success\"} ";
-    const char *line = text ? strstr(text, name) : NULL;
-    if (line == NULL)
-        fail_msg("no %s in the worker's metrics", name + 1);
-    long n = strtol(line + strlen(name), NULL, 10);
-    free(text);
-    return n;
+    return e2e_worker_metric(worker->port, "tasker_worker_steps_total{outcome=\"success\"}");
 }
 
 static void test_continuation_runs_while_its_parent_commits(void **state)
@@ -68,10 +52,10 @@ static void test_continuation_runs_while_its_parent_commits(void **state)
     snprintf(task, sizeof(task), "%s", json_string_value(json_object_get(t, "task_uuid")));
     json_decref(t);
 
-    for (int waited = 0; handlers_done(worker.port) < 3; waited += 20) {
+    for (int waited = 0; handlers_done(&worker) < 3; waited += 20) {
         if (waited > 10000)
             fail_msg("the children's handlers did not run while the first result was committing");
-        sleep_ms(20);
+        e2e_sleep_ms(20);
     }
     const char *params[] = {task};
     /* the first result is still not committed */
@@ -92,7 +76,7 @@ static void test_continuation_runs_while_its_parent_commits(void **state)
                                        "AND state = 'complete'",
                                        1, params),
                         "4");
-    assert_int_equal(handlers_done(worker.port), 4);
+    assert_int_equal(handlers_done(&worker), 4);
     PQfinish(holder);
     PQfinish(pg);
     e2e_stop(&worker);

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cmocka.h>
 
@@ -20,12 +19,6 @@
 
 #define UNANNOUNCED                                                                                \
     "SELECT count(*) FROM tasker_mq.messages WHERE queue_name = 'worker_e2e_chain_queue'"
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static void run_overlap_task(int port, int i)
 {
@@ -60,7 +53,7 @@ static void test_claims_walk_the_notified_queues(void **state)
     for (int waited = 0; tk_test_count(pg, UNANNOUNCED) != 0; waited += 20) {
         if (waited > 10000)
             fail_msg("the announced queue was not claimed from within 10 s");
-        sleep_ms(20);
+        e2e_sleep_ms(20);
     }
     PQfinish(pg);
     e2e_stop(&worker);

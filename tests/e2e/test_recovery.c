@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cmocka.h>
 
@@ -22,12 +21,6 @@
 #include "db/pgembed.h"
 #include "e2e.h"
 #include "harness.h"
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* Poll until step `name` is in_progress and return its lease owner (static buffer). */
 static const char *wait_running(int port, const char *uuid, const char *name)
@@ -52,7 +45,7 @@ static const char *wait_running(int port, const char *uuid, const char *name)
             }
         }
         json_decref(steps);
-        sleep_ms(25);
+        e2e_sleep_ms(25);
     }
     fail_msg("step %s never started", name);
     return NULL;
@@ -137,13 +130,13 @@ static void test_database_restart_mid_run(void **state)
                  json_string_value(json_object_get(t, "task_uuid")));
         json_decref(t);
     }
-    sleep_ms(300); /* steps are running and results are being applied */
+    e2e_sleep_ms(300); /* steps are running and results are being applied */
 
     /* restart on the same port: connections break, the processes must reconnect */
     int port = tk_pgembed_port(pg);
     assert_int_equal(tk_pgembed_stop(pg, &err), TK_OK);
     tk_pgembed_free(pg);
-    sleep_ms(1000);
+    e2e_sleep_ms(1000);
     opts.port = port;
     if (tk_pgembed_start(&opts, &pg, &err) != TK_OK)
         fail_msg("restart: %s", err.message);

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cmocka.h>
 
@@ -23,27 +22,6 @@
     "SELECT count(*) FROM workflow_steps ws JOIN named_steps n USING (named_step_uuid) "           \
     "WHERE ws.task_uuid = $1::uuid AND n.name LIKE 'nap_%' AND ws.state = 'in_progress'"
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* The worker's tasker_worker_results_reported_together_total. */
-static long reported_together(int worker_port)
-{
-    long status;
-    char *text = e2e_http_text(worker_port, "GET", "/metrics", NULL, &status);
-    assert_int_equal(status, 200);
-    const char *name = "\ntasker_worker_results_reported_together_total ";
-    const char *line = text ? strstr(text, name) : NULL;
-    if (line == NULL)
-        fail_msg("no %s in the worker's metrics", name + 1);
-    long n = strtol(line + strlen(name), NULL, 10);
-    free(text);
-    return n;
-}
-
 static void test_siblings_finishing_together_are_stored_together(void **state)
 {
     (void)state;
@@ -51,7 +29,8 @@ static void test_siblings_finishing_together_are_stored_together(void **state)
     e2e_proc_t server = e2e_start_server(db_url, "server", NULL);
     e2e_proc_t worker =
         e2e_start_worker(db_url, e2e_source_path("tests/e2e/templates"), "worker", NULL);
-    assert_int_equal(reported_together(worker.port), 0);
+    assert_int_equal(
+        e2e_worker_metric(worker.port, "tasker_worker_results_reported_together_total"), 0);
 
     json_t *t = e2e_create_task(server.port, "e2e_fan_in", "fan_in", "{}", 0, 201);
     char task[40];
@@ -63,14 +42,14 @@ static void test_siblings_finishing_together_are_stored_together(void **state)
          waited += 10) {
         if (waited > 10000)
             fail_msg("the three naps did not start within 10 s");
-        sleep_ms(10);
+        e2e_sleep_ms(10);
     }
 
     /* hold the task while the naps (500 ms) end, as a slow report of the task would */
     PGconn *holder = tk_test_connect(db_url);
     tk_test_exec(holder, "BEGIN");
     PQclear(tk_test_query(holder, "SELECT 1 FROM tasks FOR UPDATE"));
-    sleep_ms(1500);
+    e2e_sleep_ms(1500);
     tk_test_exec(holder, "COMMIT");
 
     t = e2e_get_task(server.port, task, 30000);
@@ -89,7 +68,8 @@ static void test_siblings_finishing_together_are_stored_together(void **state)
                        NULL, 10);
     if (txns != 1 && txns != 2)
         fail_msg("the three results were stored in %ld transactions", txns);
-    assert_true(reported_together(worker.port) >= 2);
+    assert_true(e2e_worker_metric(worker.port, "tasker_worker_results_reported_together_total") >=
+                2);
     /* the join started once, after all three */
     assert_string_equal(tk_test_valuep(pg,
                                        "SELECT count(*) FROM workflow_step_transitions tr "
