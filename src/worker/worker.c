@@ -14,6 +14,11 @@
  * of a task waits up to SIBLING_WINDOW_US for siblings still running, so that steps finishing
  * together are reported together (README.md, "Siblings").
  *
+ * A report's answer is taken before its commit is on disk (tk_conn_send_early): the steps it
+ * claimed start at once, and its connection waits with them (parked_t) until the first of
+ * their results goes on it, after that commit (README.md, "Results before their commit").
+ * A claim woken by notifications walks only the queues they named (wait_for_work).
+ *
  * A timed-out handler keeps its thread (C cannot stop it). The step is reported as failed
  * with error_type handler_timeout at once, a replacement thread keeps the pool at full size,
  * and the late thread drops its result and exits when the handler finally returns.
