@@ -3,6 +3,7 @@
 //
 //   linear-4:  POST /v1/tasks?wait_ms=30000 of linear_workflow/mathematical_sequence (four
 //              builtin.square steps in a chain); the response arrives when the task is done.
+//              Also the send time until step 4's handler started, from GET .../workflow_steps.
 //   pickup:    POST /v1/tasks?wait_ms=30000 of bench_noop/noop (one builtin.noop step), then
 //              the step's last_attempted_at (claim, microseconds, database clock) and
 //              results.metadata.started_at (handler start, worker clock, microseconds) from
@@ -132,15 +133,23 @@ export class TaskerBench {
         this.worker = this.server = null;
     }
 
-    // POST /v1/tasks?wait_ms=30000 of the linear-4 workflow until the response, in ms.
+    // POST /v1/tasks?wait_ms=30000 of the linear-4 workflow: the round trip until the
+    // response, and the client's send time until the last step's handler started (its
+    // results.metadata.started_at, as in pickupSample), in ms.
     async chainSample() {
         const body = { ...LINEAR, context: { even_number: 2, bench_run: this.runId, sample: this.seq++ } };
+        const t0wall = wallMs();
         const t0 = performance.now();
         const r = await request(this.agent, 'POST', `${this.base}/v1/tasks?wait_ms=30000`, body);
         const t1 = performance.now();
         const task = check(r, 'linear-4');
         if (task.status !== 'complete') throw new Error(`linear-4 task ended ${task.status}, not complete`);
-        return t1 - t0;
+        const steps = check(await request(this.agent, 'GET', `${this.base}/v1/tasks/${task.task_uuid}/workflow_steps`), 'steps');
+        const starts = (Array.isArray(steps) ? steps : [])
+            .map((s) => (s?.results?.metadata?.started_at ? parseTimestampMs(s.results.metadata.started_at) : null))
+            .filter((ms) => ms !== null);
+        const last = starts.length === 4 ? Math.max(...starts) - this.offsetMs - t0wall : null;
+        return { round_trip: t1 - t0, last_handler: last };
     }
 
     // A 1-step no-op task: the client's send time until the step's claim (last_attempted_at,
