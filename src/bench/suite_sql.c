@@ -25,7 +25,9 @@
  *   get_task_execution_context(task)             the same five tasks as readiness
  *   get_step_transitive_dependencies(step)       step k of an 8-step chain: depth 0..7
  *
- * The read-only calls run in autocommit (no transaction id, no commit flush).
+ * The read-only calls run in autocommit (no transaction id, no commit flush). Two references
+ * are timed and printed under the table: the BEGIN/ROLLBACK framing alone, and
+ * get_next_ready_tasks' candidates locked with no readiness test (its floor per batch size).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -55,9 +57,15 @@ typedef struct sql_run_s {
     int tasks;
     int ncases;
     sql_case_t cases[MAX_CASES];
-    sql_case_t framing; /* BEGIN; SELECT 1; ROLLBACK pipelined: what the rolled-back cases
-                         * pay besides the function */
+    sql_case_t framing;       /* BEGIN; SELECT 1; ROLLBACK pipelined: what the rolled-back cases
+                               * pay besides the function */
+    sql_case_t locks_only[4]; /* get_next_ready_tasks' candidates locked with no readiness
+                               * test, per batch size: what the locking alone costs */
 } sql_run_t;
+
+static const int batches[] = {1, 10, 50, 100};
+static const char *const locks_only_stmts[] = {"b_locks_only_1", "b_locks_only_10",
+                                               "b_locks_only_50", "b_locks_only_100"};
 
 static const struct {
     const char *name, *sql;
@@ -68,6 +76,18 @@ static const struct {
     {"b_next_ready",
      "SELECT task_uuid, task_name, priority, namespace_name, ready_steps_count, "
      "computed_priority, current_state FROM tasker.get_next_ready_tasks($1::integer)"},
+/* the limit is written out: a generic plan of LIMIT $1 sorts every candidate */
+#define LOCKS_ONLY(n)                                                                              \
+    {                                                                                              \
+        "b_locks_only_" #n, "SELECT task_uuid FROM tasker.tasks WHERE state IN ('pending', "       \
+                            "'waiting_for_dependencies', 'waiting_for_retry') ORDER BY "           \
+                            "tasker.task_priority_key(priority, created_at) DESC, task_uuid "      \
+                            "LIMIT " #n " FOR UPDATE SKIP LOCKED"                                  \
+    }
+    LOCKS_ONLY(1),
+    LOCKS_ONLY(10),
+    LOCKS_ONLY(50),
+    LOCKS_ONLY(100),
     {"b_readiness", "SELECT workflow_step_uuid, task_uuid, named_step_uuid, name, current_state, "
                     "dependencies_satisfied, retry_eligible, ready_for_execution FROM "
                     "tasker.get_step_readiness_status($1::uuid)"},
@@ -164,7 +184,6 @@ static int load_anchors(PGconn *pg, anchors_t *a, tk_error_t *err)
 
 static void build_cases(sql_run_t *r, const anchors_t *a)
 {
-    static const int batches[] = {1, 10, 50, 100};
     for (int i = 0; i < 4; i++) {
         sql_case_t *c = add_case(r, "get_next_ready_tasks", i, "b_next_ready", true);
         snprintf(c->label, sizeof(c->label), "batch_size=%d", batches[i]);
@@ -321,6 +340,13 @@ static void print_table(tk_bench_t *b, const sql_run_t *r, int iterations, bool 
     printf("  (rolled-back cases include the pipelined BEGIN/ROLLBACK framing: BEGIN; SELECT 1; "
            "ROLLBACK takes p50 %.1f us here)\n",
            r->framing.s.p50);
+    printf(
+        "  (get_next_ready_tasks' row locks alone - its candidates in its order, FOR UPDATE SKIP "
+        "LOCKED, no readiness test, framing included: p50");
+    for (int i = 0; i < 4; i++)
+        printf("%s %.1f us (%.1fx)", i ? "," : "", r->locks_only[i].s.p50,
+               b->floor.select1_us > 0 ? r->locks_only[i].s.p50 / b->floor.select1_us : 0);
+    printf(" at batch 1/10/50/100)\n");
     printf("  (target per case at 5,000 tasks: p50 <= %.0f us and <= %.0fx the SELECT 1 floor "
            "of %.1f us; seed: Tasker's means)\n",
            TK_BENCH_TARGET_SQL_US, TK_BENCH_TARGET_SQL_FLOOR_X, b->floor.select1_us);
@@ -460,6 +486,14 @@ static int run_size(tk_bench_t *b, sql_run_t *r, int tasks, int warm, int n, tk_
         f->stmt = "b_select1";
         f->rollback = true;
         rc = run_case(b, pg, f, tasks, warm, n, v, err);
+    }
+    for (int i = 0; rc == TK_OK && i < 4; i++) {
+        sql_case_t *l = &r->locks_only[i];
+        l->function = "locks only";
+        snprintf(l->label, sizeof(l->label), "batch_size=%d", batches[i]);
+        l->stmt = locks_only_stmts[i];
+        l->rollback = true;
+        rc = run_case(b, pg, l, tasks, warm, n, v, err);
     }
     for (int i = 0; rc == TK_OK && i < r->ncases; i++)
         rc = run_case(b, pg, &r->cases[i], tasks, warm, n, v, err);

@@ -72,6 +72,7 @@ check "floor JSON describes the machine" "$dir/floor.json" '"synchronous_commit"
 expect "bench sql --quick --tasks 200" 0 "get_step_transitive_dependencies" -- \
     "$T" bench sql --quick --tasks 200 --iterations 30 --database-url "$db" --json "$dir/sql.json"
 check "sql output has the transitions" "$out" "scenario=4 (evaluating_results->complete)"
+check "sql output has the lock floor" "$out" "row locks alone"
 check "sql JSON rows" "$dir/sql.json" '"function": "get_next_ready_tasks"'
 check "sql JSON dataset size" "$dir/sql.json" '"tasks": 200'
 # a comma list runs its suites in one process, in the usual order whatever the list's
