@@ -120,9 +120,11 @@ int tk_bench_notify(tk_bench_t *b);
 int tk_bench_e2e(tk_bench_t *b);
 int tk_bench_throughput(tk_bench_t *b);
 
-/* `tasker bench compare BASE NEW`: verdict per metric printed to `out`. Returns 0 when no
- * metric fails, 1 when one does, 2 when a file cannot be read (message printed). */
-int tk_bench_compare(const char *base_path, const char *new_path, FILE *out);
+/* `tasker bench compare [--per-floor] BASE NEW`: verdict per metric printed to `out`; with
+ * `by_floor` each figure is first read as a multiple of its own run's floor (compare.c).
+ * Returns 0 when no metric fails, 1 when one does, 2 when a file cannot be read (message
+ * printed). */
+int tk_bench_compare(const char *base_path, const char *new_path, bool by_floor, FILE *out);
 
 /* ---- helpers shared by the suites ----------------------------------------------------------- */
 

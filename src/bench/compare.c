@@ -13,6 +13,12 @@
  *   FAIL         more than 30 % worse, or an E2E p50 above 200 ms, or a SQL p50 above 1.5 ms
  * The floor (machine) figures get "info": they describe the machine, not tasker; when they
  * moved by more than 20 % the comparison says so, since every other figure moves with them.
+ *
+ * With --per-floor each figure is first divided by its own run's floor, the one its suite
+ * prints its multiple of: SQL by SELECT 1, E2E and the throughput's step latency by the
+ * durable commit, notify by the raw NOTIFY; rates are multiplied by the commit (tasks per
+ * commit time). Runs on different machines, or in different phases of a shared one, then
+ * compare by what tasker adds over the machine. The 200 ms and 1.5 ms limits stay absolute.
  */
 #include <jansson.h>
 #include <math.h>
@@ -23,10 +29,15 @@
 
 typedef enum { K_FLOOR, K_E2E, K_SQL, K_NOTIFY, K_RATE, K_LATENCY } kind_t;
 
+/* The floor a metric is read against with --per-floor (an index into metrics_t.floors). */
+typedef enum { BY_NONE = -1, BY_SELECT1, BY_COMMIT, BY_NOTIFY } by_floor_t;
+
 typedef struct metric_s {
     char key[200];
     double value;
     kind_t kind;
+    by_floor_t by;
+    double us; /* microseconds per unit of value (1000 for ms); unused for rates */
 } metric_t;
 
 #define MAX_METRICS 512
@@ -34,9 +45,11 @@ typedef struct metric_s {
 typedef struct metrics_s {
     metric_t m[MAX_METRICS];
     int n;
+    double floors[3]; /* select1, commit, notify_raw p50 in us (0: absent) */
 } metrics_t;
 
-static void add(metrics_t *ms, kind_t kind, const json_t *value, const char *key)
+static void add(metrics_t *ms, kind_t kind, const json_t *value, const char *key, by_floor_t by,
+                double us)
 {
     if (ms->n == MAX_METRICS || !json_is_number(value))
         return;
@@ -44,6 +57,8 @@ static void add(metrics_t *ms, kind_t kind, const json_t *value, const char *key
     snprintf(m->key, sizeof(m->key), "%s", key);
     m->value = json_number_value(value);
     m->kind = kind;
+    m->by = by;
+    m->us = us;
 }
 
 static void collect(const json_t *doc, metrics_t *ms)
@@ -54,8 +69,10 @@ static void collect(const json_t *doc, metrics_t *ms)
     static const char *const floor_keys[] = {"select1_p50_us", "commit_p50_us",
                                              "notify_raw_p50_us"};
     for (size_t i = 0; i < 3; i++) {
+        const json_t *v = json_object_get(floor_doc, floor_keys[i]);
+        ms->floors[i] = json_is_number(v) ? json_number_value(v) : 0;
         snprintf(key, sizeof(key), "floor %s", floor_keys[i]);
-        add(ms, K_FLOOR, json_object_get(floor_doc, floor_keys[i]), key);
+        add(ms, K_FLOOR, v, key, BY_NONE, 1);
     }
     size_t i;
     const json_t *row;
@@ -66,9 +83,9 @@ static void collect(const json_t *doc, metrics_t *ms)
         if (wf == NULL || h == NULL)
             continue;
         snprintf(key, sizeof(key), "e2e %s/%s p50_ms", wf, h);
-        add(ms, K_E2E, json_object_get(row, "p50_ms"), key);
+        add(ms, K_E2E, json_object_get(row, "p50_ms"), key, BY_COMMIT, 1000);
         snprintf(key, sizeof(key), "e2e %s/%s p95_ms", wf, h);
-        add(ms, K_LATENCY, json_object_get(row, "p95_ms"), key);
+        add(ms, K_LATENCY, json_object_get(row, "p95_ms"), key, BY_COMMIT, 1000);
     }
     json_array_foreach(json_object_get(doc, "sql"), i, row)
     {
@@ -78,15 +95,27 @@ static void collect(const json_t *doc, metrics_t *ms)
             continue;
         snprintf(key, sizeof(key), "sql %s %s tasks=%lld p50_us", fn, cs,
                  (long long)json_integer_value(json_object_get(row, "tasks")));
-        add(ms, K_SQL, json_object_get(row, "p50_us"), key);
+        add(ms, K_SQL, json_object_get(row, "p50_us"), key, BY_SELECT1, 1);
     }
     const json_t *notify = json_object_get(doc, "notify");
-    add(ms, K_NOTIFY, json_object_get(notify, "p50_ms"), "notify p50_ms");
-    add(ms, K_LATENCY, json_object_get(notify, "p99_ms"), "notify p99_ms");
+    add(ms, K_NOTIFY, json_object_get(notify, "p50_ms"), "notify p50_ms", BY_NOTIFY, 1000);
+    add(ms, K_LATENCY, json_object_get(notify, "p99_ms"), "notify p99_ms", BY_NOTIFY, 1000);
     const json_t *tp = json_object_get(doc, "throughput");
-    add(ms, K_RATE, json_object_get(tp, "tasks_per_s"), "throughput tasks_per_s");
-    add(ms, K_RATE, json_object_get(tp, "steps_per_s"), "throughput steps_per_s");
-    add(ms, K_LATENCY, json_object_get(tp, "step_p50_ms"), "throughput step_p50_ms");
+    add(ms, K_RATE, json_object_get(tp, "tasks_per_s"), "throughput tasks_per_s", BY_COMMIT, 0);
+    add(ms, K_RATE, json_object_get(tp, "steps_per_s"), "throughput steps_per_s", BY_COMMIT, 0);
+    add(ms, K_LATENCY, json_object_get(tp, "step_p50_ms"), "throughput step_p50_ms", BY_COMMIT,
+        1000);
+}
+
+/* m's value as a multiple of its run's floor (a rate: per commit time). False when that run
+ * has no such floor. */
+static bool per_floor(const metrics_t *ms, const metric_t *m, double *out)
+{
+    double floor_us = m->by == BY_NONE ? 0 : ms->floors[m->by];
+    if (!(floor_us > 0))
+        return false;
+    *out = m->kind == K_RATE ? m->value * floor_us / 1e6 : m->value * m->us / floor_us;
+    return true;
 }
 
 static const metric_t *find(const metrics_t *ms, const char *key)
@@ -109,7 +138,7 @@ static json_t *load(const char *path)
     return doc;
 }
 
-int tk_bench_compare(const char *base_path, const char *new_path, FILE *out)
+int tk_bench_compare(const char *base_path, const char *new_path, bool by_floor, FILE *out)
 {
     json_t *base_doc = load(base_path), *new_doc = base_doc ? load(new_path) : NULL;
     if (base_doc == NULL || new_doc == NULL) {
@@ -121,7 +150,8 @@ int tk_bench_compare(const char *base_path, const char *new_path, FILE *out)
     collect(new_doc, &next);
     int counts[6] = {0};
     static const char *const names[] = {"better", "accept", "watch", "investigate", "FAIL", "info"};
-    fprintf(out, "Comparing %s (base) with %s (new)\n", base_path, new_path);
+    fprintf(out, "Comparing %s (base) with %s (new)%s\n", base_path, new_path,
+            by_floor ? ", as multiples of each run's floor" : "");
     fprintf(out, "  %-70s %12s %12s %8s  %s\n", "Metric", "Base", "New", "Change", "Verdict");
     double floor_shift = 0;
     for (int i = 0; i < base.n; i++) {
@@ -131,9 +161,14 @@ int tk_bench_compare(const char *base_path, const char *new_path, FILE *out)
             fprintf(out, "  %-70s %12.3f %12s %8s  %s\n", b->key, b->value, "-", "", "missing");
             continue;
         }
-        double worse = b->value == 0       ? 0
-                       : b->kind == K_RATE ? (b->value - n->value) / b->value
-                                           : (n->value - b->value) / b->value;
+        double bv = b->value, nv = n->value;
+        if (by_floor && b->kind != K_FLOOR &&
+            (!per_floor(&base, b, &bv) || !per_floor(&next, n, &nv))) {
+            fprintf(out, "  %-70s %12.3f %12.3f %8s  %s\n", b->key, b->value, n->value, "",
+                    "no floor");
+            continue;
+        }
+        double worse = bv == 0 ? 0 : b->kind == K_RATE ? (bv - nv) / bv : (nv - bv) / bv;
         int v;
         const char *why = "";
         if (b->kind == K_FLOOR) {
@@ -158,9 +193,9 @@ int tk_bench_compare(const char *base_path, const char *new_path, FILE *out)
             v = 4;
         }
         counts[v]++;
-        double change = b->value == 0 ? 0 : (n->value - b->value) / b->value * 100;
-        fprintf(out, "  %-70s %12.3f %12.3f %+7.1f%%  %s%s\n", b->key, b->value, n->value, change,
-                names[v], why);
+        double change = bv == 0 ? 0 : (nv - bv) / bv * 100;
+        fprintf(out, "  %-70s %12.3f %12.3f %+7.1f%%  %s%s\n", b->key, bv, nv, change, names[v],
+                why);
     }
     for (int i = 0; i < next.n; i++)
         if (find(&base, next.m[i].key) == NULL)
@@ -170,10 +205,14 @@ int tk_bench_compare(const char *base_path, const char *new_path, FILE *out)
             counts[1], counts[2], counts[3], counts[4]);
     fprintf(out, "  (seed rules: +-10%% accept, >20%% investigate, >30%% or E2E >200 ms or SQL "
                  ">1.5 ms fail; 10-20%% worse: watch)\n");
-    if (fabs(floor_shift) > 0.20)
+    if (by_floor)
+        fprintf(out,
+                "  (figures as floor multiples: SQL / SELECT 1, E2E and step latency / durable "
+                "commit, notify / raw NOTIFY, rates x commit; floors themselves as measured)\n");
+    else if (fabs(floor_shift) > 0.20)
         fprintf(out,
                 "  note: the machine floor moved by %+.0f%%: the other figures move with it "
-                "(different machine or load), compare their floor multiples\n",
+                "(different machine or load): compare with --per-floor\n",
                 floor_shift * 100);
     json_decref(base_doc);
     json_decref(new_doc);

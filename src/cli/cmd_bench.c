@@ -77,7 +77,7 @@ static void usage(FILE *out, int suite)
                 suites[suite].help);
     else
         fprintf(out, "Usage: tasker bench <suite>[,<suite>...] [options]\n"
-                     "       tasker bench compare BASE.json NEW.json\n"
+                     "       tasker bench compare [--per-floor] BASE.json NEW.json\n"
                      "\n"
                      "Measure tasker on this machine and print the seed's tables (Tasker's\n"
                      "lifecycle performance baseline) with our figures beside the seed's and\n"
@@ -117,7 +117,11 @@ static void usage(FILE *out, int suite)
         "  -h, --help             show this help\n"
         "\n"
         "compare: per metric the seed's verdicts (+-10%% accept, 10-20%% watch, >20%%\n"
-        "investigate, >30%% or E2E >200 ms or SQL >1.5 ms fail); exit status 1 on a fail.\n",
+        "investigate, >30%% or E2E >200 ms or SQL >1.5 ms fail); exit status 1 on a fail.\n"
+        "      --per-floor        compare each figure as a multiple of its own run's floor\n"
+        "                         (SQL / SELECT 1, E2E / durable commit, notify / raw\n"
+        "                         NOTIFY, rates x commit): runs of different machines or\n"
+        "                         of a shared machine's slow and fast phases\n",
         suite < 0 ? "\n" : "", DEFAULT_JSON, DEFAULT_DATA_DIR);
 }
 
@@ -283,6 +287,7 @@ int tk_cmd_bench(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"set", required_argument, NULL, 's'},
         {"note", required_argument, NULL, 'o'},
+        {"per-floor", no_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -291,7 +296,7 @@ int tk_cmd_bench(int argc, char **argv)
     o.warmup = -1;
     const char *json_path = DEFAULT_JSON, *url = NULL, *data_dir = DEFAULT_DATA_DIR;
     tk_cli_sets_t sets = {0};
-    bool ok = true, help = false;
+    bool ok = true, help = false, by_floor = false;
     int opt;
     while (ok && (opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
         switch (opt) {
@@ -353,6 +358,9 @@ int tk_cmd_bench(int argc, char **argv)
         case 'o':
             o.note = optarg;
             break;
+        case 'F':
+            by_floor = true;
+            break;
         case 'h':
             help = true;
             break;
@@ -378,9 +386,11 @@ int tk_cmd_bench(int argc, char **argv)
         if (argc - optind != 3)
             tk_cli_usage_error("bench", "compare needs two files: BASE.json NEW.json");
         else
-            status = tk_bench_compare(argv[optind + 1], argv[optind + 2], stdout) == 0
+            status = tk_bench_compare(argv[optind + 1], argv[optind + 2], by_floor, stdout) == 0
                          ? TK_CLI_EXIT_OK
                          : TK_CLI_EXIT_FAIL;
+    } else if (by_floor) {
+        tk_cli_usage_error("bench", "--per-floor is an option of compare");
     } else if (!parse_suite_list(suite, run)) {
         tk_cli_usage_error("bench", "unknown suite \"%s\" (a suite, a comma list of them, or all)",
                            suite);

@@ -26,7 +26,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-expect "bench --help" 0 "tasker bench compare BASE.json NEW.json" -- "$T" bench --help
+expect "bench --help" 0 "tasker bench compare [--per-floor] BASE.json NEW.json" -- "$T" bench --help
 expect "bench --help lists the suites" 0 "throughput" -- "$T" bench --help
 for suite in floor sql notify e2e throughput all; do
     expect "bench $suite --help" 0 "Usage: tasker bench $suite" -- "$T" bench "$suite" --help
@@ -128,6 +128,14 @@ cat >"$dir/new.json" <<'EOF'
  "notify": {"p50_ms": 0.45, "p99_ms": 0.5},
  "throughput": {"tasks_per_s": 75, "steps_per_s": 300, "step_p50_ms": 10.5}}
 EOF
+# the same run on a machine twice as slow: every figure doubled, every rate halved
+cat >"$dir/slow.json" <<'EOF'
+{"floor": {"select1_p50_us": 40, "commit_p50_us": 600, "notify_raw_p50_us": 160},
+ "e2e": [{"workflow": "linear", "handler": "c", "p50_ms": 10.0, "p95_ms": 12.0}],
+ "sql": [{"function": "f", "case": "c", "tasks": 5000, "p50_us": 200}],
+ "notify": {"p50_ms": 0.8, "p99_ms": 2.0},
+ "throughput": {"tasks_per_s": 50, "steps_per_s": 200, "step_p50_ms": 20}}
+EOF
 expect "bench notify --quick" 0 "send -> consumer woken" -- \
     "$T" bench notify --quick --iterations 50 --database-url "$db" --json "$dir/notify.json"
 check "notify JSON" "$dir/notify.json" '"p99_ms"'
@@ -139,6 +147,17 @@ check "compare: 40% slower E2E fails" "$out" "e2e linear/c p50_ms"
 check "compare: 15% slower SQL is watched" "$out" "watch"
 check "compare: 25% lower throughput is investigated" "$out" "investigate"
 check "compare: a faster p99 is better" "$out" "better"
+expect "bench compare, a slower machine" 1 "8 FAIL" -- \
+    "$T" bench compare "$dir/base.json" "$dir/slow.json"
+check "compare: a moved floor suggests --per-floor" "$out" "compare with --per-floor"
+expect "bench compare --per-floor, a slower machine" 0 "8 accept, 0 watch, 0 investigate, 0 FAIL" -- \
+    "$T" bench compare --per-floor "$dir/base.json" "$dir/slow.json"
+check "compare --per-floor: SQL read against SELECT 1" "$out" "5.000        5.000"
+expect "bench compare --per-floor with a regression" 1 "FAIL" -- \
+    "$T" bench compare --per-floor "$dir/base.json" "$dir/new.json"
+check "compare --per-floor: 35% slower E2E per commit fails" "$out" "+35.5%  FAIL"
+expect "--per-floor outside compare" 2 "--per-floor is an option of compare" -- \
+    "$T" bench floor --per-floor
 
 if [ "$failures" -ne 0 ]; then
     echo "$failures failure(s)"
