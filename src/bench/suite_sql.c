@@ -67,6 +67,17 @@ static const int batches[] = {1, 10, 50, 100};
 static const char *const locks_only_stmts[] = {"b_locks_only_1", "b_locks_only_10",
                                                "b_locks_only_50", "b_locks_only_100"};
 
+/* get_next_ready_tasks' candidates, locked with no readiness test. The limit is written out:
+ * a generic plan of LIMIT $1 sorts every candidate. */
+#define LOCKS_ONLY(n)                                                                              \
+    {                                                                                              \
+        "b_locks_only_" #n,                                                                        \
+            "SELECT task_uuid FROM tasker.tasks WHERE state IN ('pending', "                       \
+            "'waiting_for_dependencies', 'waiting_for_retry') ORDER BY "                           \
+            "tasker.task_priority_key(priority, created_at) DESC, task_uuid LIMIT " #n             \
+            " FOR UPDATE SKIP LOCKED"                                                              \
+    }
+
 static const struct {
     const char *name, *sql;
 } statements[] = {
@@ -76,14 +87,6 @@ static const struct {
     {"b_next_ready",
      "SELECT task_uuid, task_name, priority, namespace_name, ready_steps_count, "
      "computed_priority, current_state FROM tasker.get_next_ready_tasks($1::integer)"},
-/* the limit is written out: a generic plan of LIMIT $1 sorts every candidate */
-#define LOCKS_ONLY(n)                                                                              \
-    {                                                                                              \
-        "b_locks_only_" #n, "SELECT task_uuid FROM tasker.tasks WHERE state IN ('pending', "       \
-                            "'waiting_for_dependencies', 'waiting_for_retry') ORDER BY "           \
-                            "tasker.task_priority_key(priority, created_at) DESC, task_uuid "      \
-                            "LIMIT " #n " FOR UPDATE SKIP LOCKED"                                  \
-    }
     LOCKS_ONLY(1),
     LOCKS_ONLY(10),
     LOCKS_ONLY(50),
