@@ -11,9 +11,17 @@
  *               poll() on its socket, has the notification in hand. The NOTIFY transaction
  *               writes no WAL before its commit record, so PostgreSQL does not wait for a
  *               flush: this floor holds no fsync (a queue send, which INSERTs, does).
+ *
+ * The full suite also times SELECT 1 with the client thread and its backend pinned to one CPU,
+ * then to two different CPUs (sched_setaffinity; a local server over a Unix socket only, and
+ * both pinnings undone after). On a VM whose idle vCPUs halt, waking the other vCPU costs far
+ * more than the round trip itself, and the plain SELECT 1 line follows wherever the scheduler
+ * put the two processes; these lines show both values.
  */
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -178,6 +186,84 @@ static int time_notify(tk_bench_t *b, tk_conn_t *sender, const char *url, const 
     return rc;
 }
 
+/* ---- SELECT 1 by CPU placement --------------------------------------------------------------- */
+
+/* The pid of pg's backend when it runs on this machine (a Unix-socket connection to a
+ * process named postgres), else 0. */
+static pid_t local_backend(PGconn *pg)
+{
+    const char *host = PQhost(pg);
+    pid_t pid = PQbackendPID(pg);
+    if (host == NULL || host[0] != '/' || pid <= 0)
+        return 0;
+    char path[64], comm[32] = "";
+    snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    bool named = fgets(comm, sizeof(comm), f) != NULL && strncmp(comm, "postgres", 8) == 0;
+    fclose(f);
+    return named ? pid : 0;
+}
+
+/* SELECT 1 (n samples after warm) with this thread and the backend on one CPU (placed[0])
+ * and on two (placed[1]). False, with the reason in why, when they cannot be pinned; every
+ * pinning is undone. */
+static bool time_select1_placement(tk_bench_t *b, PGconn *pg, int warm, int n,
+                                   tk_bench_stats_t placed[2], char *why, size_t cap)
+{
+    pid_t backend = local_backend(pg);
+    cpu_set_t mine, theirs, allowed;
+    if (backend == 0) {
+        snprintf(why, cap, "the server is not a local process reached over a Unix socket");
+        return false;
+    }
+    if (sched_getaffinity(0, sizeof(mine), &mine) != 0 ||
+        sched_getaffinity(backend, sizeof(theirs), &theirs) != 0) {
+        snprintf(why, cap, "cannot read the CPU affinities");
+        return false;
+    }
+    CPU_AND(&allowed, &mine, &theirs);
+    int cpus[2], found = 0;
+    for (int c = 0; c < CPU_SETSIZE && found < 2; c++)
+        if (CPU_ISSET(c, &allowed))
+            cpus[found++] = c;
+    if (found < 2) {
+        snprintf(why, cap, "fewer than two CPUs are open to both processes");
+        return false;
+    }
+    double *v = calloc((size_t)n, sizeof(double));
+    bool ok = v != NULL;
+    if (!ok)
+        snprintf(why, cap, "out of memory");
+    tk_error_t err;
+    for (int k = 0; ok && k < 2; k++) {
+        cpu_set_t me_set, backend_set;
+        CPU_ZERO(&me_set);
+        CPU_ZERO(&backend_set);
+        CPU_SET(cpus[0], &me_set);
+        CPU_SET(cpus[k], &backend_set);
+        if (sched_setaffinity(0, sizeof(me_set), &me_set) != 0 ||
+            sched_setaffinity(backend, sizeof(backend_set), &backend_set) != 0) {
+            snprintf(why, cap, "cannot pin the processes to CPUs");
+            ok = false;
+            break;
+        }
+        if (time_prepared(b, pg, "floor_select1",
+                          k == 0 ? "floor SELECT 1, one CPU" : "floor SELECT 1, two CPUs", warm, n,
+                          v, &err) != TK_OK) {
+            snprintf(why, cap, "%s", err.message);
+            ok = false;
+            break;
+        }
+        tk_bench_stats(v, (size_t)n, &placed[k]);
+    }
+    sched_setaffinity(backend, sizeof(theirs), &theirs);
+    sched_setaffinity(0, sizeof(mine), &mine);
+    free(v);
+    return ok;
+}
+
 int tk_bench_floor(tk_bench_t *b, bool full)
 {
     int n_select = full ? tk_bench_count(b, b->opts.iterations, 5000, 1000) : 1000;
@@ -220,6 +306,11 @@ int tk_bench_floor(tk_bench_t *b, bool full)
         rc = time_prepared(b, pg, "floor_commit", "floor commit", warm, n_commit, v[1], &err);
     if (rc == TK_OK)
         rc = time_notify(b, c, b->run_url, "floor notify", warm, n_notify, v[2], &err);
+    tk_bench_stats_t placed[2];
+    char unplaced[96] = "";
+    bool by_placement = rc == TK_OK && full &&
+                        time_select1_placement(b, pg, warm, n_select < 1000 ? n_select : 1000,
+                                               placed, unplaced, sizeof(unplaced));
     tk_bench_progress_done(b);
     tk_conn_close(c);
     if (rc != TK_OK) {
@@ -240,9 +331,13 @@ int tk_bench_floor(tk_bench_t *b, bool full)
     b->floor.select1_us = s[0].p50;
     b->floor.commit_us = s[1].p50;
     b->floor.notify_us = s[2].p50;
-    json_object_set_new(b->doc, "floor",
-                        json_pack("{s:f, s:f, s:f}", "select1_p50_us", s[0].p50, "commit_p50_us",
-                                  s[1].p50, "notify_raw_p50_us", s[2].p50));
+    json_t *floor_doc = json_pack("{s:f, s:f, s:f}", "select1_p50_us", s[0].p50, "commit_p50_us",
+                                  s[1].p50, "notify_raw_p50_us", s[2].p50);
+    if (floor_doc != NULL && by_placement) {
+        json_object_set_new(floor_doc, "select1_one_cpu_p50_us", json_real(placed[0].p50));
+        json_object_set_new(floor_doc, "select1_two_cpus_p50_us", json_real(placed[1].p50));
+    }
+    json_object_set_new(b->doc, "floor", floor_doc);
     json_t *settings = json_object_get(b->doc, "settings");
     if (json_is_object(settings))
         json_object_set_new(settings, "floor_iterations",
@@ -261,6 +356,16 @@ int tk_bench_floor(tk_bench_t *b, bool full)
     for (int i = 0; i < 3; i++)
         printf("  %-36s %10.1f %10.1f %10.1f %10.1f %8zu\n", names[i], s[i].p50, s[i].p95, s[i].p99,
                s[i].mean, s[i].n);
+    static const char *const placements[] = {"  SELECT 1 pinned: one CPU",
+                                             "  SELECT 1 pinned: two CPUs"};
+    for (int k = 0; by_placement && k < 2; k++)
+        printf("  %-36s %10.1f %10.1f %10.1f %10.1f %8zu\n", placements[k], placed[k].p50,
+               placed[k].p95, placed[k].p99, placed[k].mean, placed[k].n);
+    if (by_placement)
+        printf("  (the same SELECT 1 with both processes pinned; the line above it is wherever "
+               "the scheduler put them, and the multiples use it)\n");
+    else if (full)
+        printf("  (SELECT 1 by CPU placement not measured: %s)\n", unplaced);
     fflush(stdout);
     return TK_OK;
 }

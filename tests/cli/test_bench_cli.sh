@@ -68,6 +68,12 @@ expect "bench floor --quick" 0 "SELECT 1 round trip" -- \
 check "floor JSON has the floor" "$dir/floor.json" '"select1_p50_us"'
 check "floor JSON keeps the other keys" "$dir/floor.json" '"throughput": null'
 check "floor JSON describes the machine" "$dir/floor.json" '"synchronous_commit"'
+# SELECT 1 by CPU placement: measured when both processes can be pinned, else a reason
+if grep -qF "SELECT 1 pinned: two CPUs" "$out"; then
+    check "floor JSON has SELECT 1 on two CPUs" "$dir/floor.json" '"select1_two_cpus_p50_us"'
+else
+    check "floor says why SELECT 1 by placement is missing" "$out" "by CPU placement not measured"
+fi
 
 expect "bench sql --quick --tasks 200" 0 "get_step_transitive_dependencies" -- \
     "$T" bench sql --quick --tasks 200 --iterations 30 --database-url "$db" --json "$dir/sql.json"
